@@ -1,0 +1,166 @@
+"""The EC2 GPU cluster: launch template, Auto Scaling group and ECS capacity provider."""
+from __future__ import annotations
+
+from cdktf import Fn, TerraformResourceLifecycle
+from constructs import Construct
+
+from components.aws import (
+    autoscaling_group,
+    data_aws_ssm_parameter,
+    ecs_capacity_provider,
+    ecs_cluster,
+    ecs_cluster_capacity_providers,
+    launch_template,
+)
+
+# The ECS-optimized Amazon Linux 2023 GPU AMI (NVIDIA driver, container toolkit, ECS
+# agent), published by AWS as a public SSM parameter so it is never hard-coded.
+GPU_AMI_PARAMETER = "/aws/service/ecs/optimized-ami/amazon-linux-2023/gpu/recommended/image_id"
+
+
+def user_data(*, cluster_name: str, model_cache_path: str) -> str:
+    """Joins the cluster; keeps pulled images (the runtime is ~12 GB) and blocks IMDS for awsvpc tasks."""
+    return "\n".join(
+        [
+            "#!/bin/bash",
+            "set -euo pipefail",
+            "cat >> /etc/ecs/ecs.config <<'CONFIG'",
+            f"ECS_CLUSTER={cluster_name}",
+            "ECS_ENABLE_GPU_SUPPORT=true",
+            "ECS_AWSVPC_BLOCK_IMDS=true",
+            "ECS_IMAGE_PULL_BEHAVIOR=prefer-cached",
+            "ECS_CONTAINER_STOP_TIMEOUT=120s",
+            "ECS_ENABLE_CONTAINER_METADATA=true",
+            "ECS_ENABLE_SPOT_INSTANCE_DRAINING=true",
+            "CONFIG",
+            f"mkdir -p {model_cache_path}",
+            "",
+        ]
+    )
+
+
+class GpuCluster(Construct):
+    """Attributes: cluster_name, cluster_arn, capacity_provider_name, autoscaling_group_name."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        id_: str,
+        *,
+        name: str,
+        instance_type: str,
+        min_instances: int,
+        max_instances: int,
+        initial_instances: int,
+        spot: bool,
+        root_volume_gib: int,
+        model_cache_path: str,
+        subnet_ids: list[str],
+        security_group_id: str,
+        instance_profile_arn: str,
+    ) -> None:
+        super().__init__(scope, id_)
+        cluster_name = f"{name}-gpu"
+        cluster = ecs_cluster.EcsCluster(self, "cluster", name=cluster_name, setting=[ecs_cluster.EcsClusterSetting(name="containerInsights", value="enabled")])
+        ami = data_aws_ssm_parameter.DataAwsSsmParameter(self, "ami", name=GPU_AMI_PARAMETER)
+        template = launch_template.LaunchTemplate(
+            self,
+            "launch-template",
+            name=f"{name}-gpu",
+            image_id=ami.insecure_value,
+            instance_type=None if spot else instance_type,
+            iam_instance_profile={"arn": instance_profile_arn},
+            vpc_security_group_ids=[security_group_id],
+            user_data=Fn.base64encode(user_data(cluster_name=cluster_name, model_cache_path=model_cache_path)),
+            metadata_options={
+                "http_endpoint": "enabled",
+                "http_tokens": "required",
+                # 2 hops: containers in bridge mode would need it; awsvpc tasks are blocked from IMDS anyway.
+                "http_put_response_hop_limit": 2,
+                "instance_metadata_tags": "disabled",
+            },
+            block_device_mappings=[
+                launch_template.LaunchTemplateBlockDeviceMappings(
+                    device_name="/dev/xvda",
+                    ebs={"volume_size": root_volume_gib, "volume_type": "gp3", "encrypted": "true", "delete_on_termination": "true"},
+                )
+            ],
+            monitoring={"enabled": True},
+            ebs_optimized="true",
+            update_default_version=True,
+            tag_specifications=[
+                launch_template.LaunchTemplateTagSpecifications(resource_type=resource, tags={"Name": f"{name}-gpu"})
+                for resource in ("instance", "volume")
+            ],
+        )
+        template_reference = {"id": template.id, "version": "$Latest"}
+        placement = (
+            {
+                "mixed_instances_policy": {
+                    "instances_distribution": {
+                        "on_demand_base_capacity": 0,
+                        "on_demand_percentage_above_base_capacity": 0,
+                        "spot_allocation_strategy": "price-capacity-optimized",
+                    },
+                    "launch_template": {
+                        "launch_template_specification": {"launch_template_id": template.id, "version": "$Latest"},
+                        "override": [
+                            autoscaling_group.AutoscalingGroupMixedInstancesPolicyLaunchTemplateOverride(instance_type=instance_type)
+                        ],
+                    },
+                },
+                "capacity_rebalance": True,
+            }
+            if spot
+            else {"launch_template": template_reference}
+        )
+        group = autoscaling_group.AutoscalingGroup(
+            self,
+            "asg",
+            name=f"{name}-gpu",
+            min_size=min_instances,
+            max_size=max_instances,
+            desired_capacity=initial_instances,
+            vpc_zone_identifier=subnet_ids,
+            health_check_type="EC2",
+            health_check_grace_period=300,
+            # Required by managed termination protection: ECS decides which instance is empty.
+            protect_from_scale_in=True,
+            tag=[
+                autoscaling_group.AutoscalingGroupTag(key="AmazonECSManaged", value="true", propagate_at_launch=True),
+                autoscaling_group.AutoscalingGroupTag(key="Name", value=f"{name}-gpu", propagate_at_launch=True),
+            ],
+            # ECS managed scaling owns the group's size after the first apply.
+            lifecycle=TerraformResourceLifecycle(ignore_changes=["desired_capacity"]),
+            **placement,
+        )
+        provider = ecs_capacity_provider.EcsCapacityProvider(
+            self,
+            "capacity-provider",
+            name=f"{name}-gpu",
+            auto_scaling_group_provider={
+                "auto_scaling_group_arn": group.arn,
+                "managed_termination_protection": "ENABLED",
+                "managed_draining": "ENABLED",
+                "managed_scaling": {
+                    "status": "ENABLED",
+                    "target_capacity": 100,
+                    "minimum_scaling_step_size": 1,
+                    "maximum_scaling_step_size": 2,
+                    "instance_warmup_period": 300,
+                },
+            },
+        )
+        ecs_cluster_capacity_providers.EcsClusterCapacityProviders(
+            self,
+            "capacity-providers",
+            cluster_name=cluster.name,
+            capacity_providers=[provider.name],
+            default_capacity_provider_strategy=[
+                ecs_cluster_capacity_providers.EcsClusterCapacityProvidersDefaultCapacityProviderStrategy(capacity_provider=provider.name, weight=1, base=0)
+            ],
+        )
+        self.cluster_name: str = cluster.name
+        self.cluster_arn: str = cluster.arn
+        self.capacity_provider_name: str = provider.name
+        self.autoscaling_group_name: str = group.name

@@ -1,0 +1,88 @@
+"""IAM: task execution role, task roles, and the GPU instances' role and profile."""
+from __future__ import annotations
+
+import json
+
+from constructs import Construct
+
+from components.account import Account
+from components.aws import iam_instance_profile, iam_role, iam_role_policy, iam_role_policy_attachment
+
+
+def _assume(service: str) -> str:
+    return json.dumps(
+        {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}]}
+    )
+
+
+def _ecs_tasks_assume(account: Account) -> str:
+    """ecs-tasks may assume the role only for tasks of this account (confused-deputy guard)."""
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Principal": {"Service": "ecs-tasks.amazonaws.com"},
+                    "Action": "sts:AssumeRole",
+                    "Condition": {"StringEquals": {"aws:SourceAccount": account.account_id}},
+                }
+            ],
+        }
+    )
+
+
+class Iam(Construct):
+    """Roles for ECS and the GPU instances.
+
+    Attributes:
+        execution_role_arn: pulls images, writes logs, reads exactly the configured secrets.
+        task_role_arns: per task family (frontend, workers, control-plane); no permissions
+            beyond their identity until a feature needs one.
+        instance_profile_name: for the GPU launch template (ECS agent + SSM Session Manager).
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        id_: str,
+        *,
+        name: str,
+        account: Account,
+        secret_arns: list[str],
+        task_families: list[str],
+    ) -> None:
+        super().__init__(scope, id_)
+        managed = f"arn:{account.partition}:iam::aws:policy"
+        execution = iam_role.IamRole(self, "execution", name=f"{name}-task-execution", assume_role_policy=_ecs_tasks_assume(account))
+        iam_role_policy_attachment.IamRolePolicyAttachment(
+            self, "execution-managed", role=execution.name, policy_arn=f"{managed}/service-role/AmazonECSTaskExecutionRolePolicy"
+        )
+        if secret_arns:
+            iam_role_policy.IamRolePolicy(
+                self,
+                "execution-secrets",
+                name="read-configured-secrets",
+                role=execution.id,
+                policy=json.dumps(
+                    {
+                        "Version": "2012-10-17",
+                        "Statement": [{"Effect": "Allow", "Action": "secretsmanager:GetSecretValue", "Resource": sorted(secret_arns)}],
+                    }
+                ),
+            )
+        self.execution_role_arn: str = execution.arn
+
+        self.task_role_arns: dict[str, str] = {}
+        for family in task_families:
+            role = iam_role.IamRole(self, f"task-{family}", name=f"{name}-{family}-task", assume_role_policy=_ecs_tasks_assume(account))
+            self.task_role_arns[family] = role.arn
+
+        instance = iam_role.IamRole(self, "instance", name=f"{name}-gpu-instance", assume_role_policy=_assume("ec2.amazonaws.com"))
+        for policy in ("service-role/AmazonEC2ContainerServiceforEC2Role", "AmazonSSMManagedInstanceCore"):
+            iam_role_policy_attachment.IamRolePolicyAttachment(
+                self, f"instance-{policy.rsplit('/', 1)[-1]}", role=instance.name, policy_arn=f"{managed}/{policy}"
+            )
+        profile = iam_instance_profile.IamInstanceProfile(self, "instance-profile", name=f"{name}-gpu-instance", role=instance.name)
+        self.instance_profile_name: str = profile.name
+        self.instance_profile_arn: str = profile.arn

@@ -1,0 +1,202 @@
+"""The Application Load Balancer in front of the frontends."""
+from __future__ import annotations
+
+import json
+
+from constructs import Construct
+
+from components.account import Account
+from components.aws import (
+    data_aws_elb_service_account,
+    lb,
+    lb_listener,
+    lb_target_group,
+    s3_bucket,
+    s3_bucket_lifecycle_configuration,
+    s3_bucket_ownership_controls,
+    s3_bucket_policy,
+    s3_bucket_public_access_block,
+    s3_bucket_server_side_encryption_configuration,
+    s3_bucket_versioning,
+    wafv2_web_acl_association,
+)
+from components.security_groups import FRONTEND_PORT, HTTP_PORT, HTTPS_PORT
+
+
+class LoadBalancer(Construct):
+    """ALB, target group (IP targets on port 8000, health on /health) and listeners.
+
+    Attributes:
+        dns_name, arn, arn_suffix: the ALB.
+        target_group_arn, target_group_arn_suffix: where the frontend service registers.
+        endpoint_url: what clients call (https:// when a certificate is configured).
+        access_logs_bucket: the bucket name, or None.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        id_: str,
+        *,
+        name: str,
+        account: Account,
+        vpc_id: str,
+        subnet_ids: list[str],
+        security_group_id: str,
+        internal: bool,
+        certificate_arn: str | None,
+        ssl_policy: str,
+        idle_timeout_seconds: int,
+        deregistration_delay_seconds: int,
+        deletion_protection: bool,
+        access_logs: bool,
+        log_retention_days: int,
+        waf_acl_arn: str | None,
+    ) -> None:
+        super().__init__(scope, id_)
+        self.access_logs_bucket: str | None = self._access_log_bucket(name, account, log_retention_days) if access_logs else None
+        balancer = lb.Lb(
+            self,
+            "alb",
+            name=name,
+            load_balancer_type="application",
+            internal=internal,
+            subnets=subnet_ids,
+            security_groups=[security_group_id],
+            idle_timeout=idle_timeout_seconds,
+            drop_invalid_header_fields=True,
+            desync_mitigation_mode="strictest" if certificate_arn else "defensive",
+            enable_deletion_protection=deletion_protection,
+            access_logs={"bucket": self.access_logs_bucket, "enabled": True, "prefix": "alb"} if self.access_logs_bucket else None,
+            depends_on=[self._bucket_policy] if self.access_logs_bucket else None,
+        )
+        target_group = lb_target_group.LbTargetGroup(
+            self,
+            "frontend",
+            name=f"{name}-frontend",
+            port=FRONTEND_PORT,
+            protocol="HTTP",
+            target_type="ip",
+            vpc_id=vpc_id,
+            deregistration_delay=str(deregistration_delay_seconds),
+            health_check={
+                "path": "/health",
+                "port": "traffic-port",
+                "protocol": "HTTP",
+                "matcher": "200",
+                "interval": 15,
+                "timeout": 5,
+                "healthy_threshold": 2,
+                "unhealthy_threshold": 3,
+            },
+        )
+        forward = [lb_listener.LbListenerDefaultAction(type="forward", target_group_arn=target_group.arn)]
+        if certificate_arn:
+            lb_listener.LbListener(
+                self,
+                "https",
+                load_balancer_arn=balancer.arn,
+                port=HTTPS_PORT,
+                protocol="HTTPS",
+                ssl_policy=ssl_policy,
+                certificate_arn=certificate_arn,
+                default_action=forward,
+            )
+            lb_listener.LbListener(
+                self,
+                "http-redirect",
+                load_balancer_arn=balancer.arn,
+                port=HTTP_PORT,
+                protocol="HTTP",
+                default_action=[
+                    lb_listener.LbListenerDefaultAction(
+                        type="redirect", redirect={"port": str(HTTPS_PORT), "protocol": "HTTPS", "status_code": "HTTP_301"}
+                    )
+                ],
+            )
+        else:
+            lb_listener.LbListener(self, "http", load_balancer_arn=balancer.arn, port=HTTP_PORT, protocol="HTTP", default_action=forward)
+        if waf_acl_arn:
+            wafv2_web_acl_association.Wafv2WebAclAssociation(self, "waf", resource_arn=balancer.arn, web_acl_arn=waf_acl_arn)
+
+        self.dns_name: str = balancer.dns_name
+        self.arn: str = balancer.arn
+        self.arn_suffix: str = balancer.arn_suffix
+        self.target_group_arn: str = target_group.arn
+        self.target_group_arn_suffix: str = target_group.arn_suffix
+        scheme = "https" if certificate_arn else "http"
+        self.endpoint_url: str = f"{scheme}://{balancer.dns_name}"
+
+    def _access_log_bucket(self, name: str, account: Account, retention_days: int) -> str:
+        """A private bucket for ALB access logs. ALB log delivery supports SSE-S3 only, not KMS."""
+        bucket = s3_bucket.S3Bucket(self, "access-logs", bucket=f"{name}-alb-logs-{account.account_id}", force_destroy=False)
+        s3_bucket_public_access_block.S3BucketPublicAccessBlock(
+            self,
+            "access-logs-public-access",
+            bucket=bucket.id,
+            block_public_acls=True,
+            block_public_policy=True,
+            ignore_public_acls=True,
+            restrict_public_buckets=True,
+        )
+        s3_bucket_ownership_controls.S3BucketOwnershipControls(
+            self, "access-logs-ownership", bucket=bucket.id, rule={"object_ownership": "BucketOwnerEnforced"}
+        )
+        s3_bucket_server_side_encryption_configuration.S3BucketServerSideEncryptionConfigurationA(
+            self,
+            "access-logs-encryption",
+            bucket=bucket.id,
+            rule=[
+                s3_bucket_server_side_encryption_configuration.S3BucketServerSideEncryptionConfigurationRuleA(
+                    apply_server_side_encryption_by_default={"sse_algorithm": "AES256"}
+                )
+            ],
+        )
+        s3_bucket_versioning.S3BucketVersioningA(self, "access-logs-versioning", bucket=bucket.id, versioning_configuration={"status": "Enabled"})
+        lifecycle = s3_bucket_lifecycle_configuration
+        lifecycle.S3BucketLifecycleConfiguration(
+            self,
+            "access-logs-lifecycle",
+            bucket=bucket.id,
+            rule=[
+                lifecycle.S3BucketLifecycleConfigurationRule(
+                    id="expire-access-logs",
+                    status="Enabled",
+                    filter=[lifecycle.S3BucketLifecycleConfigurationRuleFilter(prefix="")],
+                    expiration=[lifecycle.S3BucketLifecycleConfigurationRuleExpiration(days=retention_days)],
+                    noncurrent_version_expiration=[lifecycle.S3BucketLifecycleConfigurationRuleNoncurrentVersionExpiration(noncurrent_days=7)],
+                    abort_incomplete_multipart_upload=[
+                        lifecycle.S3BucketLifecycleConfigurationRuleAbortIncompleteMultipartUpload(days_after_initiation=1)
+                    ],
+                )
+            ],
+        )
+        elb_account = data_aws_elb_service_account.DataAwsElbServiceAccount(self, "elb-account")
+        self._bucket_policy = s3_bucket_policy.S3BucketPolicy(
+            self,
+            "access-logs-policy",
+            bucket=bucket.id,
+            policy=json.dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Sid": "AlbWritesAccessLogs",
+                            "Effect": "Allow",
+                            "Principal": {"AWS": elb_account.arn},
+                            "Action": "s3:PutObject",
+                            "Resource": f"{bucket.arn}/alb/AWSLogs/{account.account_id}/*",
+                        },
+                        {
+                            "Sid": "DenyInsecureTransport",
+                            "Effect": "Deny",
+                            "Principal": "*",
+                            "Action": "s3:*",
+                            "Resource": [bucket.arn, f"{bucket.arn}/*"],
+                            "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+                        },
+                    ],
+                }
+            ),
+        )
+        return bucket.bucket

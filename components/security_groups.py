@@ -1,0 +1,100 @@
+"""Security groups with least privilege between the parts of the platform.
+
+Who may talk to whom:
+  clients (allowed CIDRs) -> ALB listener ports
+  ALB -> frontend:8000
+  frontend -> workers (any TCP: Dynamo's request plane uses ports the workers pick)
+  workers <-> workers (any TCP: NIXL KV-cache transfer between prefill and decode)
+  frontend, workers -> etcd:2379, NATS:4222
+  tasks and GPU instances -> 443 anywhere (image pulls, Hugging Face, AWS APIs)
+"""
+from __future__ import annotations
+
+from constructs import Construct
+
+from components.aws import security_group, vpc_security_group_egress_rule, vpc_security_group_ingress_rule
+
+FRONTEND_PORT = 8000
+ETCD_PORT = 2379
+NATS_PORT = 4222
+HTTP_PORT = 80
+HTTPS_PORT = 443
+
+
+class SecurityGroups(Construct):
+    """Attributes: alb, frontend, workers, control_plane, gpu_instances (security group ids)."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        id_: str,
+        *,
+        name: str,
+        vpc_id: str,
+        listener_ports: list[int],
+        allowed_cidrs: list[str],
+    ) -> None:
+        super().__init__(scope, id_)
+        self._vpc_id = vpc_id
+        self._name = name
+        self.alb = self._group("alb", "Application Load Balancer: listener ports from the allowed CIDRs")
+        self.frontend = self._group("frontend", "Dynamo frontend: HTTP from the ALB only")
+        self.workers = self._group("workers", "Dynamo vLLM workers: requests from the frontend, KV transfer between workers")
+        self.control_plane = self._group("control-plane", "etcd and NATS: from the frontend and the workers only")
+        self.gpu_instances = self._group("gpu-instances", "GPU container instances: no ingress, HTTPS out for the ECS agent and image pulls")
+
+        for port in listener_ports:
+            for index, cidr in enumerate(allowed_cidrs):
+                self._ingress(f"alb-{port}-{index}", self.alb, port, port, f"clients to listener {port}", cidr=cidr)
+        self._egress("alb-to-frontend", self.alb, FRONTEND_PORT, FRONTEND_PORT, "health checks and requests", peer=self.frontend)
+        self._ingress("frontend-from-alb", self.frontend, FRONTEND_PORT, FRONTEND_PORT, "requests from the ALB", peer=self.alb)
+
+        self._ingress("workers-from-frontend", self.workers, 0, 65535, "Dynamo request plane", peer=self.frontend)
+        self._ingress("workers-from-workers", self.workers, 0, 65535, "NIXL KV-cache transfer", peer=self.workers)
+        self._egress("frontend-to-workers", self.frontend, 0, 65535, "Dynamo request plane", peer=self.workers)
+        self._egress("workers-to-workers", self.workers, 0, 65535, "NIXL KV-cache transfer", peer=self.workers)
+
+        for client_name, client in (("frontend", self.frontend), ("workers", self.workers)):
+            for service, port in (("etcd", ETCD_PORT), ("nats", NATS_PORT)):
+                self._ingress(f"{service}-from-{client_name}", self.control_plane, port, port, f"{service} clients", peer=client)
+                self._egress(f"{client_name}-to-{service}", client, port, port, f"{service} discovery and events", peer=self.control_plane)
+
+        for group_name, group in (
+            ("frontend", self.frontend),
+            ("workers", self.workers),
+            ("control-plane", self.control_plane),
+            ("gpu-instances", self.gpu_instances),
+        ):
+            self._egress(f"{group_name}-https", group, HTTPS_PORT, HTTPS_PORT, "image registries, Hugging Face, AWS APIs", cidr="0.0.0.0/0")
+
+    def _group(self, suffix: str, description: str) -> str:
+        group = security_group.SecurityGroup(
+            self, suffix, name=f"{self._name}-{suffix}", description=description, vpc_id=self._vpc_id, tags={"Name": f"{self._name}-{suffix}"}
+        )
+        return group.id
+
+    def _ingress(self, id_: str, group: str, from_port: int, to_port: int, description: str, *, cidr: str | None = None, peer: str | None = None) -> None:
+        vpc_security_group_ingress_rule.VpcSecurityGroupIngressRule(
+            self,
+            f"in-{id_}",
+            security_group_id=group,
+            ip_protocol="tcp",
+            from_port=from_port,
+            to_port=to_port,
+            description=description,
+            cidr_ipv4=cidr,
+            referenced_security_group_id=peer,
+        )
+
+    def _egress(self, id_: str, group: str, from_port: int, to_port: int, description: str, *, cidr: str | None = None, peer: str | None = None) -> None:
+        vpc_security_group_egress_rule.VpcSecurityGroupEgressRule(
+            self,
+            f"out-{id_}",
+            security_group_id=group,
+            ip_protocol="tcp",
+            from_port=from_port,
+            to_port=to_port,
+            description=description,
+            cidr_ipv4=cidr,
+            referenced_security_group_id=peer,
+        )

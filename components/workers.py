@@ -1,0 +1,213 @@
+"""Dynamo's own processes: the OpenAI-compatible frontend and the vLLM decode/prefill workers."""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from constructs import Construct
+
+from components.container import container_definition, http_health_check
+from components.security_groups import FRONTEND_PORT
+from components.aws import ecs_task_definition
+from components.service import TaskService
+
+# The worker's system server (/health, /live, /metrics) listens here when DYN_SYSTEM_PORT is set.
+SYSTEM_PORT = 9090
+# vLLM publishes KV-cache events here for the KV-aware router; each awsvpc task has its
+# own address, so every worker can use the same port.
+KV_EVENTS_PORT = 20080
+MODEL_CACHE_VOLUME = "model-cache"
+MODEL_CACHE_MOUNT = "/model-cache"
+NIXL_KV_TRANSFER = json.dumps({"kv_connector": "NixlConnector", "kv_role": "kv_both"}, separators=(",", ":"))
+# Workers load a model before /health turns 200: ECS allows at most 300 s of start
+# period, then `retries` failed checks; together about 10 minutes.
+WORKER_START_PERIOD = 300
+WORKER_HEALTH_RETRIES = 10
+# ECS's maximum: time for in-flight requests to finish after SIGTERM.
+STOP_TIMEOUT = 120
+
+
+def frontend_command(*, router_mode: str) -> list[str]:
+    return ["python3", "-m", "dynamo.frontend", "--router-mode", router_mode, "--http-port", str(FRONTEND_PORT)]
+
+
+def worker_command(
+    *,
+    model: str,
+    tensor_parallel_size: int,
+    disaggregation_mode: str | None,
+    publish_kv_events: bool,
+    max_model_len: int | None,
+    extra_args: list[str],
+) -> list[str]:
+    """``disaggregation_mode`` is "prefill", "decode" or None (aggregated)."""
+    command = ["python3", "-m", "dynamo.vllm", "--model", model, "--tensor-parallel-size", str(tensor_parallel_size)]
+    if max_model_len is not None:
+        command += ["--max-model-len", str(max_model_len)]
+    if disaggregation_mode is not None:
+        command += ["--disaggregation-mode", disaggregation_mode, "--kv-transfer-config", NIXL_KV_TRANSFER]
+    if publish_kv_events:
+        events = {"publisher": "zmq", "topic": "kv-events", "endpoint": f"tcp://*:{KV_EVENTS_PORT}", "enable_kv_cache_events": True}
+        command += ["--kv-events-config", json.dumps(events, separators=(",", ":"))]
+    return command + extra_args
+
+
+def dynamo_environment(*, etcd_endpoint: str, nats_server: str) -> dict[str, str]:
+    return {
+        "ETCD_ENDPOINTS": etcd_endpoint,
+        "NATS_SERVER": nats_server,
+        "DYN_EVENT_PLANE": "nats",
+        "DYN_LOG": "info",
+    }
+
+
+class Frontend(Construct):
+    """The frontend service behind the ALB target group, on Fargate or on the GPU fleet.
+
+    Attributes: service_name.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        id_: str,
+        *,
+        name: str,
+        region: str,
+        cluster_arn: str,
+        capacity_provider: str | None,
+        image: str,
+        repository_credentials_arn: str | None,
+        router_mode: str,
+        cpu: int,
+        memory: int,
+        ephemeral_storage_gib: int,
+        desired_count: int,
+        environment: dict[str, str],
+        target_group_arn: str,
+        health_check_grace_seconds: int,
+        log_group: str,
+        execution_role_arn: str,
+        task_role_arn: str,
+        subnet_ids: list[str],
+        security_group_id: str,
+    ) -> None:
+        super().__init__(scope, id_)
+        service = TaskService(
+            self,
+            "frontend",
+            name=f"{name}-frontend",
+            cluster_arn=cluster_arn,
+            capacity_provider=capacity_provider,
+            cpu=cpu,
+            memory=memory,
+            ephemeral_storage_gib=ephemeral_storage_gib,
+            execution_role_arn=execution_role_arn,
+            task_role_arn=task_role_arn,
+            subnet_ids=subnet_ids,
+            security_group_ids=[security_group_id],
+            desired_count=desired_count,
+            autoscaled=True,
+            load_balancer={"target_group_arn": target_group_arn, "container_name": "frontend", "container_port": FRONTEND_PORT},
+            health_check_grace_seconds=health_check_grace_seconds,
+            container=container_definition(
+                name="frontend",
+                image=image,
+                command=frontend_command(router_mode=router_mode),
+                environment=environment,
+                ports=[FRONTEND_PORT],
+                # /live answers as soon as the server runs; /health stays 503 until a
+                # model is discovered, which is for the ALB to judge, not for ECS to kill.
+                health_check=http_health_check(FRONTEND_PORT, "/live", start_period=60),
+                repository_credentials_arn=repository_credentials_arn,
+                log_group=log_group,
+                region=region,
+                stop_timeout=STOP_TIMEOUT,
+            ),
+        )
+        self.service_name: str = service.service_name
+
+
+class GpuWorkers(Construct):
+    """One vLLM worker service (decode or prefill) on the GPU capacity provider.
+
+    Attributes: service_name.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        id_: str,
+        *,
+        name: str,
+        role: str,
+        region: str,
+        cluster_arn: str,
+        capacity_provider: str,
+        image: str,
+        repository_credentials_arn: str | None,
+        command: list[str],
+        cpu: int,
+        memory: int,
+        gpus: int,
+        shared_memory_mib: int,
+        desired_count: int,
+        min_count: int,
+        environment: dict[str, str],
+        secrets: dict[str, str],
+        model_cache_path: str,
+        log_group: str,
+        execution_role_arn: str,
+        task_role_arn: str,
+        subnet_ids: list[str],
+        security_group_id: str,
+    ) -> None:
+        super().__init__(scope, id_)
+        service = TaskService(
+            self,
+            role,
+            name=f"{name}-{role}",
+            cluster_arn=cluster_arn,
+            capacity_provider=capacity_provider,
+            cpu=cpu,
+            memory=memory,
+            execution_role_arn=execution_role_arn,
+            task_role_arn=task_role_arn,
+            subnet_ids=subnet_ids,
+            security_group_ids=[security_group_id],
+            desired_count=desired_count,
+            autoscaled=True,
+            # Never more workers than desired during a deploy (that would need spare
+            # GPUs); keep half serving when there are at least two, else replace in place.
+            maximum_percent=100,
+            minimum_healthy_percent=50 if min_count >= 2 else 0,
+            volumes=[ecs_task_definition.EcsTaskDefinitionVolume(name=MODEL_CACHE_VOLUME, host_path=model_cache_path)],
+            container=container_definition(
+                name=role,
+                image=image,
+                command=command,
+                environment={
+                    **environment,
+                    "DYN_SYSTEM_PORT": str(SYSTEM_PORT),
+                    "DYN_SYSTEM_ENABLED": "true",
+                    "HF_HOME": MODEL_CACHE_MOUNT,
+                },
+                secrets=secrets,
+                ports=[SYSTEM_PORT],
+                health_check=http_health_check(SYSTEM_PORT, "/health", start_period=WORKER_START_PERIOD, retries=WORKER_HEALTH_RETRIES),
+                repository_credentials_arn=repository_credentials_arn,
+                gpus=gpus,
+                mount_points=[{"sourceVolume": MODEL_CACHE_VOLUME, "containerPath": MODEL_CACHE_MOUNT, "readOnly": False}],
+                linux_parameters={"sharedMemorySize": shared_memory_mib, "initProcessEnabled": True},
+                # NCCL and NIXL pin memory for GPU transfers: no memlock limit.
+                ulimits=[{"name": "memlock", "softLimit": -1, "hardLimit": -1}, {"name": "stack", "softLimit": 67108864, "hardLimit": 67108864}],
+                log_group=log_group,
+                region=region,
+                stop_timeout=STOP_TIMEOUT,
+            ),
+        )
+        self.service_name: str = service.service_name
+
+
+def secrets_for(*, hf_token_secret_arn: str | None) -> dict[str, Any]:
+    return {"HF_TOKEN": hf_token_secret_arn} if hf_token_secret_arn else {}

@@ -1,0 +1,1 @@
+"""Environment files (one TOML file per environment), their schema and loader."""

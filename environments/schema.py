@@ -1,0 +1,530 @@
+"""The environment model: the single source of truth for configuration.
+
+Every default, limit and cross-field rule lives here; the README's configuration
+reference is generated from these models (``python -m environments.reference``).
+"""
+from __future__ import annotations
+
+import ipaddress
+import math
+import re
+from typing import Annotated, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from environments.catalog import (
+    FARGATE_CPU_MEMORY_MIB,
+    GPU_INSTANCE_TYPES,
+    LOG_RETENTION_DAYS,
+    REGIONS,
+    InstanceType,
+)
+
+# ECS registers less memory than an instance's nominal size (the kernel, the ECS and
+# container agents and the NVIDIA driver take their share). We budget tasks against
+# this fraction so a task that "fits" on paper is also placeable in practice.
+ECS_USABLE_MEMORY_FRACTION = 0.9
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _arn_pattern(service: str, resource: str) -> re.Pattern[str]:
+    return re.compile(
+        rf"^arn:aws(?:-cn|-us-gov)?:{service}:(?P<region>[a-z]{{2}}(?:-[a-z]+)+-\d):\d{{12}}:{resource}$"
+    )
+
+
+SECRET_ARN = _arn_pattern("secretsmanager", r"secret:[A-Za-z0-9/_+=.@-]+")
+CERTIFICATE_ARN = _arn_pattern("acm", r"certificate/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+WAF_ACL_ARN = _arn_pattern("wafv2", r"regional/webacl/[A-Za-z0-9_-]{1,128}/[0-9a-f-]{36}")
+SNS_TOPIC_ARN = _arn_pattern("sns", r"[A-Za-z0-9_-]{1,256}")
+KMS_KEY_ARN = _arn_pattern("kms", r"key/[0-9a-f-]{36}")
+
+
+def _arn(pattern: re.Pattern[str], example: str):
+    def check(value: str) -> str:
+        if not pattern.fullmatch(value):
+            raise PydanticCustomError("arn", "not a valid ARN of this kind; expected e.g. {example}", {"example": example})
+        return value
+
+    return AfterValidator(check)
+
+
+SecretArn = Annotated[str, _arn(SECRET_ARN, "arn:aws:secretsmanager:us-east-1:123456789012:secret:hf-token-AbCdEf")]
+CertificateArn = Annotated[
+    str, _arn(CERTIFICATE_ARN, "arn:aws:acm:us-east-1:123456789012:certificate/01234567-89ab-cdef-0123-456789abcdef")
+]
+WafAclArn = Annotated[
+    str,
+    _arn(WAF_ACL_ARN, "arn:aws:wafv2:us-east-1:123456789012:regional/webacl/my-acl/01234567-89ab-cdef-0123-456789abcdef"),
+]
+SnsTopicArn = Annotated[str, _arn(SNS_TOPIC_ARN, "arn:aws:sns:us-east-1:123456789012:oncall")]
+KmsKeyArn = Annotated[str, _arn(KMS_KEY_ARN, "arn:aws:kms:us-east-1:123456789012:key/01234567-89ab-cdef-0123-456789abcdef")]
+
+
+def _region(value: str) -> str:
+    if value not in REGIONS:
+        raise PydanticCustomError("region", "not an AWS region; allowed: {allowed}", {"allowed": ", ".join(REGIONS)})
+    return value
+
+
+Region = Annotated[str, AfterValidator(_region)]
+
+
+def _instance_type(value: str) -> str:
+    if value not in GPU_INSTANCE_TYPES:
+        raise PydanticCustomError(
+            "instance_type",
+            "not a GPU instance type in environments/catalog.py; allowed: {allowed}",
+            {"allowed": ", ".join(GPU_INSTANCE_TYPES)},
+        )
+    return value
+
+
+GpuInstanceType = Annotated[str, AfterValidator(_instance_type)]
+
+
+def _retention(value: int) -> int:
+    if value not in LOG_RETENTION_DAYS:
+        raise PydanticCustomError(
+            "retention",
+            "not a CloudWatch Logs retention; allowed: {allowed}",
+            {"allowed": ", ".join(map(str, LOG_RETENTION_DAYS))},
+        )
+    return value
+
+
+RetentionDays = Annotated[int, AfterValidator(_retention)]
+
+
+def _ipv4_network(value: str) -> str:
+    try:
+        ipaddress.IPv4Network(value, strict=True)
+    except ValueError as error:
+        raise PydanticCustomError("cidr", "not an IPv4 CIDR block like 10.0.0.0/16 ({error})", {"error": str(error)})
+    return value
+
+
+Cidr = Annotated[str, AfterValidator(_ipv4_network)]
+ImageTag = Annotated[str, Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")]
+ImageReference = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9._/:-]*[a-z0-9](:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?$")]
+Cron = Annotated[str, Field(pattern=r"^cron\([^()]+\)$")]
+
+
+def _problem(path: str, message: str) -> tuple[str, str]:
+    return (path, message)
+
+
+# --- backend ----------------------------------------------------------------------
+
+
+class LocalBackend(Model):
+    """State in a local file: fine for one person's dev environment, nothing shared."""
+
+    type: Literal["local"] = "local"
+    path: str | None = Field(None, description="State file path; default `terraform.dynamo-<name>.tfstate` in the stack's directory.")
+
+
+class S3Backend(Model):
+    """State in S3 with Terraform's native lock file (no DynamoDB table needed)."""
+
+    type: Literal["s3"]
+    bucket: str = Field(pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$", description="Existing, versioned state bucket.")
+    key: str = Field(min_length=1, description="Object key of the state, e.g. `dynamo/staging.tfstate`.")
+    region: Region = Field(description="Region of the state bucket.")
+    kms_key_arn: KmsKeyArn | None = Field(None, description="KMS key for state encryption; default SSE-S3.")
+
+
+class HcpBackend(Model):
+    """State in an HCP Terraform (or Terraform Enterprise) workspace."""
+
+    type: Literal["hcp"]
+    organization: str = Field(min_length=1)
+    workspace: str = Field(pattern=r"^[A-Za-z0-9_-]{1,90}$")
+    hostname: str = Field("app.terraform.io", description="HCP Terraform or Terraform Enterprise host.")
+
+
+# --- network ----------------------------------------------------------------------
+
+
+class Network(Model):
+    cidr: Cidr = Field("10.0.0.0/16", description="VPC CIDR block, /16 to /20.")
+    az_count: int = Field(2, ge=1, le=6, description="Availability zones to spread subnets over (an ALB needs 2).")
+    nat: Literal["single", "per_az"] = Field(
+        "single", description="`single`: one NAT gateway (cheap, one AZ's outage cuts egress); `per_az`: one per AZ."
+    )
+    public_subnet_cidrs: list[Cidr] | None = Field(None, description="One per AZ; default carved from `cidr`.")
+    private_subnet_cidrs: list[Cidr] | None = Field(
+        None, description="One per AZ; default /20s carved from `cidr` (awsvpc tasks use one address each)."
+    )
+
+    @model_validator(mode="after")
+    def _subnets(self) -> Network:
+        vpc = ipaddress.IPv4Network(self.cidr)
+        problems = []
+        if not 16 <= vpc.prefixlen <= 20:
+            problems.append(_problem("cidr", f"prefix /{vpc.prefixlen} not allowed; use /16 to /20"))
+        given = {"public_subnet_cidrs": self.public_subnet_cidrs, "private_subnet_cidrs": self.private_subnet_cidrs}
+        seen: list[tuple[str, ipaddress.IPv4Network]] = []
+        for field, cidrs in given.items():
+            if cidrs is None:
+                continue
+            if len(cidrs) != self.az_count:
+                problems.append(_problem(field, f"needs exactly az_count={self.az_count} entries, got {len(cidrs)}"))
+            for index, cidr in enumerate(cidrs):
+                subnet = ipaddress.IPv4Network(cidr)
+                path = f"{field}.{index}"
+                if not subnet.subnet_of(vpc):
+                    problems.append(_problem(path, f"{cidr} is outside the VPC {self.cidr}"))
+                for other_path, other in seen:
+                    if subnet.overlaps(other):
+                        problems.append(_problem(path, f"{cidr} overlaps {other_path} ({other})"))
+                seen.append((path, subnet))
+        _raise(problems)
+        return self
+
+    def subnet_cidrs(self) -> tuple[list[str], list[str]]:
+        """(public, private) CIDRs per AZ: explicit ones, or carved from the VPC block."""
+        vpc = ipaddress.IPv4Network(self.cidr)
+        sixteenths = list(vpc.subnets(prefixlen_diff=4))
+        private = self.private_subnet_cidrs or [str(block) for block in sixteenths[: self.az_count]]
+        last = list(sixteenths[-1].subnets(prefixlen_diff=4))
+        public = self.public_subnet_cidrs or [str(block) for block in last[: self.az_count]]
+        return list(public), list(private)
+
+
+# --- GPU fleet, image, model ------------------------------------------------------
+
+
+class GpuFleet(Model):
+    instance_type: GpuInstanceType = Field("g6e.2xlarge", description="GPU instance type (see environments/catalog.py).")
+    min_instances: int = Field(0, ge=0, le=1000, description="Auto Scaling group minimum; 0 lets the fleet scale to zero.")
+    max_instances: int = Field(2, ge=1, le=1000, description="Auto Scaling group maximum; must hold the largest autoscaled GPU demand.")
+    desired_instances: int | None = Field(None, ge=0, le=1000, description="Initial size; default `min_instances`. ECS managed scaling owns it afterwards.")
+    capacity: Literal["on_demand", "spot"] = Field("on_demand", description="`spot` uses a mixed instances policy, price-capacity-optimized.")
+    root_volume_gib: int = Field(200, ge=100, le=16384, description="Encrypted gp3 root volume: images and model weights are big.")
+    model_cache_path: str = Field(
+        "/opt/dynamo/model-cache", pattern=r"^/[A-Za-z0-9_./-]+$", description="Host directory shared by workers as the Hugging Face cache."
+    )
+
+    @model_validator(mode="after")
+    def _bounds(self) -> GpuFleet:
+        problems = []
+        if self.min_instances > self.max_instances:
+            problems.append(_problem("min_instances", f"{self.min_instances} is above max_instances ({self.max_instances})"))
+        if self.desired_instances is not None and not self.min_instances <= self.desired_instances <= self.max_instances:
+            problems.append(
+                _problem(
+                    "desired_instances",
+                    f"{self.desired_instances} is outside [min_instances, max_instances] = [{self.min_instances}, {self.max_instances}]",
+                )
+            )
+        _raise(problems)
+        return self
+
+    @property
+    def instance(self) -> InstanceType:
+        return GPU_INSTANCE_TYPES[self.instance_type]
+
+    @property
+    def initial_instances(self) -> int:
+        return self.min_instances if self.desired_instances is None else self.desired_instances
+
+
+class Image(Model):
+    repository: str = Field(
+        "nvcr.io/nvidia/ai-dynamo/vllm-runtime", pattern=r"^[a-z0-9][a-z0-9._/:-]*[a-z0-9]$", description="Dynamo vLLM runtime image repository."
+    )
+    tag: ImageTag = Field("0.7.0", description="Image tag: no spaces, at most 128 characters.")
+    pull_credentials_secret_arn: SecretArn | None = Field(
+        None, description="Secrets Manager secret with `username`/`password` for a private registry (NGC: `$oauthtoken` + API key)."
+    )
+
+    @property
+    def reference(self) -> str:
+        return f"{self.repository}:{self.tag}"
+
+
+class ModelConfig(Model):
+    name: str = Field("Qwen/Qwen3-0.6B", pattern=r"^[A-Za-z0-9][A-Za-z0-9._/-]*$", description="Hugging Face model id served by vLLM.")
+    hf_token_secret_arn: SecretArn | None = Field(None, description="Secrets Manager secret holding HF_TOKEN for gated models.")
+    tensor_parallel_size: int = Field(1, ge=1, le=8, description="vLLM tensor parallel size; must equal the GPUs per worker.")
+    max_model_len: int | None = Field(None, ge=256, description="vLLM --max-model-len; default the model's own.")
+    extra_vllm_args: list[Annotated[str, Field(pattern=r"^\S+$")]] = Field(
+        default_factory=list, description="Extra vLLM arguments, one token per entry, e.g. [\"--gpu-memory-utilization\", \"0.9\"]."
+    )
+
+
+# --- services ---------------------------------------------------------------------
+
+
+class Scaling(Model):
+    count: int = Field(ge=1, le=1000, description="Desired tasks at deploy time.")
+    min_count: int = Field(ge=0, le=1000, description="Application Auto Scaling minimum.")
+    max_count: int = Field(ge=1, le=1000, description="Application Auto Scaling maximum.")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Scaling:
+        problems = []
+        if self.min_count > self.max_count:
+            problems.append(_problem("min_count", f"{self.min_count} is above max_count ({self.max_count})"))
+        elif not self.min_count <= self.count <= self.max_count:
+            problems.append(_problem("count", f"{self.count} is outside [min_count, max_count] = [{self.min_count}, {self.max_count}]"))
+        _raise(problems)
+        return self
+
+
+class Frontend(Scaling):
+    count: int = Field(1, ge=1, le=1000, description="Desired frontend tasks at deploy time.")
+    min_count: int = Field(1, ge=0, le=1000, description="Application Auto Scaling minimum.")
+    max_count: int = Field(4, ge=1, le=1000, description="Application Auto Scaling maximum.")
+    placement: Literal["fargate", "gpu_fleet"] = Field(
+        "fargate",
+        description="`fargate`: independent of GPU capacity, pays a cold pull of the ~12 GB image; `gpu_fleet`: image already cached there.",
+    )
+    cpu: int = Field(2048, ge=256, le=16384, description="CPU units (1024 = 1 vCPU).")
+    memory: int = Field(8192, ge=512, le=122880, description="Memory in MiB.")
+    ephemeral_storage_gib: int = Field(100, ge=21, le=200, description="Fargate ephemeral storage; the runtime image alone is ~12 GB compressed.")
+    router_mode: Literal["kv", "round-robin", "random"] = Field("kv", description="Dynamo router: `kv` routes by KV-cache overlap.")
+    cpu_target_percent: int = Field(60, ge=10, le=90, description="Target tracking on average CPU.")
+    requests_per_target: int = Field(200, ge=1, le=100000, description="Target tracking on ALB requests per target (per minute).")
+
+
+class GpuWorker(Scaling):
+    count: int = Field(1, ge=1, le=1000, description="Desired workers at deploy time.")
+    min_count: int = Field(1, ge=0, le=1000, description="Application Auto Scaling minimum.")
+    max_count: int = Field(2, ge=1, le=1000, description="Application Auto Scaling maximum.")
+    cpu: int = Field(4096, ge=256, le=196608, description="CPU units (1024 = 1 vCPU).")
+    memory: int = Field(40960, ge=1024, le=2097152, description="Memory in MiB.")
+    gpus: int = Field(1, ge=1, le=16, description="GPUs per worker; must equal model.tensor_parallel_size.")
+    shared_memory_mib: int = Field(8192, ge=64, description="/dev/shm size for NCCL and tensor parallelism.")
+
+    @model_validator(mode="after")
+    def _shm(self) -> GpuWorker:
+        if self.shared_memory_mib >= self.memory:
+            _raise([_problem("shared_memory_mib", f"{self.shared_memory_mib} must be below memory ({self.memory})")])
+        return self
+
+
+class FargateTask(Model):
+    image: ImageReference
+    cpu: int = Field(512, description="CPU units; a Fargate size.")
+    memory: int = Field(1024, description="Memory in MiB; valid for the CPU size on Fargate.")
+
+
+class Etcd(FargateTask):
+    image: ImageReference = Field("quay.io/coreos/etcd:v3.5.21", description="Upstream etcd image.")
+
+
+class Nats(FargateTask):
+    image: ImageReference = Field("nats:2.11-alpine", description="NATS server image; started with JetStream (-js).")
+
+
+class ControlPlane(Model):
+    etcd: Etcd = Field(default_factory=Etcd)
+    nats: Nats = Field(default_factory=Nats)
+
+
+class LoadBalancer(Model):
+    internal: bool = Field(False, description="Internal ALB (private subnets) instead of internet-facing.")
+    allowed_cidrs: list[Cidr] = Field(["0.0.0.0/0"], min_length=1, description="Who may reach the listener ports.")
+    certificate_arn: CertificateArn | None = Field(None, description="ACM certificate: HTTPS on 443 and HTTP redirected; without it, HTTP on 80.")
+    ssl_policy: Literal[
+        "ELBSecurityPolicy-TLS13-1-2-2021-06", "ELBSecurityPolicy-TLS13-1-2-Res-2021-06", "ELBSecurityPolicy-TLS13-1-3-2021-06"
+    ] = Field("ELBSecurityPolicy-TLS13-1-2-2021-06", description="TLS policy of the HTTPS listener.")
+    idle_timeout_seconds: int = Field(900, ge=1, le=4000, description="ALB idle timeout; long, so streamed tokens are not cut off.")
+    deregistration_delay_seconds: int = Field(120, ge=0, le=3600, description="Time for in-flight streams to finish when a frontend stops.")
+    deletion_protection: bool = Field(False, description="ALB deletion protection.")
+    access_logs: bool = Field(False, description="ALB access logs to an encrypted, private S3 bucket created per environment.")
+    waf_acl_arn: WafAclArn | None = Field(None, description="Regional WAFv2 web ACL associated with the ALB.")
+
+
+class Logging(Model):
+    retention_days: RetentionDays = Field(30, description="CloudWatch Logs retention for every log group.")
+    alarm_topic_arn: SnsTopicArn | None = Field(None, description="Existing SNS topic for alarms; default a new encrypted topic.")
+
+
+class Schedule(Model):
+    """Scale every service to zero outside working hours (the GPU fleet follows)."""
+
+    timezone: str = Field("UTC", pattern=r"^[A-Za-z]+(?:[/_+-][A-Za-z0-9_+-]+)*$", description="IANA time zone of the cron expressions.")
+    scale_up: Cron = Field("cron(0 8 ? * MON-FRI *)", description="When services return to their configured counts.")
+    scale_down: Cron = Field("cron(0 20 ? * MON-FRI *)", description="When services go to zero.")
+
+
+# --- the environment ----------------------------------------------------------------
+
+
+class Environment(Model):
+    name: str = Field(pattern=r"^[a-z][a-z0-9-]{1,15}$", description="Environment name; the stack is `dynamo-<name>`.")
+    region: Region = Field(description="AWS region.")
+    mode: Literal["aggregated", "disaggregated"] = Field(
+        "disaggregated", description="`aggregated`: decode workers do everything; `disaggregated`: separate prefill workers."
+    )
+    backend: LocalBackend | S3Backend | HcpBackend = Field(default_factory=LocalBackend, discriminator="type")
+    network: Network = Field(default_factory=Network)
+    gpu_fleet: GpuFleet = Field(default_factory=GpuFleet)
+    image: Image = Field(default_factory=Image)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    frontend: Frontend = Field(default_factory=Frontend)
+    decode: GpuWorker = Field(default_factory=GpuWorker)
+    prefill: GpuWorker | None = Field(None, description="Required in `disaggregated` mode, not allowed in `aggregated`.")
+    control_plane: ControlPlane = Field(default_factory=ControlPlane)
+    load_balancer: LoadBalancer = Field(default_factory=LoadBalancer)
+    logging: Logging = Field(default_factory=Logging)
+    schedule: Schedule | None = Field(None, description="Scale to zero outside working hours (dev).")
+
+    @property
+    def stack_name(self) -> str:
+        return f"dynamo-{self.name}"
+
+    def gpu_workers(self) -> dict[str, GpuWorker]:
+        workers = {"decode": self.decode}
+        if self.prefill is not None:
+            workers["prefill"] = self.prefill
+        return workers
+
+    @model_validator(mode="after")
+    def _cross_field(self) -> Environment:
+        _raise(cross_field_problems(self))
+        return self
+
+
+def _arn_region(arn: str) -> str:
+    return arn.split(":")[3]
+
+
+def cross_field_problems(env: Environment) -> list[tuple[str, str]]:
+    """Rules that span sections, each reported against the field a user should change."""
+    problems = []
+    if env.mode == "disaggregated" and env.prefill is None:
+        problems.append(_problem("prefill", "required when mode = \"disaggregated\" (or set mode = \"aggregated\")"))
+    if env.mode == "aggregated" and env.prefill is not None:
+        problems.append(_problem("prefill", "not allowed when mode = \"aggregated\" (remove it or set mode = \"disaggregated\")"))
+    if env.network.az_count < 2:
+        problems.append(_problem("network.az_count", f"{env.network.az_count} is too few: an Application Load Balancer needs at least 2 AZs"))
+    for path, arn in _regional_arns(env):
+        if _arn_region(arn) != env.region:
+            problems.append(_problem(path, f"is in {_arn_region(arn)}, but the environment is in {env.region}; it must be in the same region"))
+    for path, task in {"control_plane.etcd": env.control_plane.etcd, "control_plane.nats": env.control_plane.nats}.items():
+        problems += _fargate_size_problems(path, task.cpu, task.memory)
+    if env.frontend.placement == "fargate":
+        problems += _fargate_size_problems("frontend", env.frontend.cpu, env.frontend.memory)
+    problems += _gpu_fleet_problems(env)
+    return problems
+
+
+def _regional_arns(env: Environment) -> list[tuple[str, str]]:
+    candidates = {
+        "load_balancer.certificate_arn": env.load_balancer.certificate_arn,
+        "load_balancer.waf_acl_arn": env.load_balancer.waf_acl_arn,
+        "image.pull_credentials_secret_arn": env.image.pull_credentials_secret_arn,
+        "model.hf_token_secret_arn": env.model.hf_token_secret_arn,
+        "logging.alarm_topic_arn": env.logging.alarm_topic_arn,
+    }
+    return [(path, arn) for path, arn in candidates.items() if arn is not None]
+
+
+def _fargate_size_problems(path: str, cpu: int, memory: int) -> list[tuple[str, str]]:
+    if cpu not in FARGATE_CPU_MEMORY_MIB:
+        return [_problem(f"{path}.cpu", f"{cpu} is not a Fargate CPU size; allowed: {', '.join(map(str, FARGATE_CPU_MEMORY_MIB))}")]
+    allowed = FARGATE_CPU_MEMORY_MIB[cpu]
+    if memory not in allowed:
+        return [
+            _problem(
+                f"{path}.memory",
+                f"{memory} MiB is not valid with cpu = {cpu} on Fargate; allowed: {allowed[0]}..{allowed[-1]} in steps of {allowed[1] - allowed[0] if len(allowed) > 1 else allowed[0]}",
+            )
+        ]
+    return []
+
+
+def _gpu_fleet_problems(env: Environment) -> list[tuple[str, str]]:
+    instance = env.gpu_fleet.instance
+    usable_memory = math.floor(instance.memory_mib * ECS_USABLE_MEMORY_FRACTION)
+    cpu_units = instance.vcpus * 1024
+    awsvpc_tasks = instance.max_network_interfaces - 1  # the instance keeps its primary ENI
+    problems = []
+    if env.frontend.placement == "gpu_fleet":
+        problems += _fits_instance(env, "frontend", env.frontend.cpu, env.frontend.memory, cpu_units, usable_memory)
+    fits: dict[str, int] = {}
+    for role, worker in env.gpu_workers().items():
+        too_big = _fits_instance(env, role, worker.cpu, worker.memory, cpu_units, usable_memory)
+        if worker.gpus > instance.gpus:
+            too_big.append(_problem(f"{role}.gpus", f"{worker.gpus} GPUs do not fit on {env.gpu_fleet.instance_type} ({instance.gpus} GPUs)"))
+        problems += too_big
+        if worker.gpus != env.model.tensor_parallel_size:
+            problems.append(
+                _problem(f"{role}.gpus", f"{worker.gpus} must equal model.tensor_parallel_size ({env.model.tensor_parallel_size})")
+            )
+        if too_big:
+            continue
+        fit = min(instance.gpus // worker.gpus, cpu_units // worker.cpu, usable_memory // worker.memory)
+        if fit > awsvpc_tasks:
+            problems.append(
+                _problem(
+                    "gpu_fleet.instance_type",
+                    f"{env.gpu_fleet.instance_type} fits {fit} {role} workers by GPUs, CPU and memory but only {awsvpc_tasks} awsvpc "
+                    f"tasks ({instance.max_network_interfaces} network interfaces, one is the instance's): "
+                    f"{(fit - awsvpc_tasks) * worker.gpus} GPUs would sit idle; use larger workers or another type",
+                )
+            )
+            continue
+        fits[role] = fit
+    if problems:
+        return problems
+    needed = sum(math.ceil(env.gpu_workers()[role].max_count / fit) for role, fit in fits.items())
+    if env.frontend.placement == "gpu_fleet":
+        needed = max(needed, _instances_for_frontend(env, awsvpc_tasks))
+    if env.gpu_fleet.max_instances < needed:
+        demand = " + ".join(f"{role} max_count {env.gpu_workers()[role].max_count} at {fit}/instance" for role, fit in fits.items())
+        problems.append(
+            _problem(
+                "gpu_fleet.max_instances",
+                f"{env.gpu_fleet.max_instances} cannot hold the autoscaled GPU demand ({demand}"
+                f"{' + frontend' if env.frontend.placement == 'gpu_fleet' else ''}); needs at least {needed}",
+            )
+        )
+    return problems
+
+
+def _fits_instance(env: Environment, role: str, cpu: int, memory: int, cpu_units: int, usable_memory: int) -> list[tuple[str, str]]:
+    instance_type = env.gpu_fleet.instance_type
+    problems = []
+    if cpu > cpu_units:
+        problems.append(_problem(f"{role}.cpu", f"{cpu} CPU units do not fit on {instance_type} ({cpu_units} units)"))
+    if memory > usable_memory:
+        problems.append(
+            _problem(
+                f"{role}.memory",
+                f"{memory} MiB does not fit on {instance_type} (at most {usable_memory} MiB, "
+                f"{int(ECS_USABLE_MEMORY_FRACTION * 100)}% of its {env.gpu_fleet.instance.memory_mib} MiB)",
+            )
+        )
+    return problems
+
+
+def _instances_for_frontend(env: Environment, awsvpc_tasks: int) -> int:
+    """With the frontend on the GPU fleet every frontend task takes an ENI slot too."""
+    total_tasks = env.frontend.max_count + sum(worker.max_count for worker in env.gpu_workers().values())
+    return math.ceil(total_tasks / awsvpc_tasks)
+
+
+def _raise(problems: list[tuple[str, str]]) -> None:
+    """Report located problems; paths are relative to the model that found them."""
+    if not problems:
+        return
+    raise PydanticCustomError(
+        "config",
+        "{summary}",
+        {"summary": "; ".join(f"{path}: {message}" for path, message in problems), "problems": problems},
+    )

@@ -1,0 +1,127 @@
+"""dynamo-ecs: environment files in, Terraform JSON for NVIDIA Dynamo on AWS ECS out.
+
+    python main.py                       # every environments/*.toml
+    python main.py --env dev --env prod  # some of them
+    python main.py --config path/to/team.toml --outdir /tmp/out
+
+Exit codes: 0 synthesized; 2 a mistake in an environment file or the command line
+(one line per problem, the output directory untouched); 1 anything else.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+from components import ProviderVersionError
+from environments.loader import ENVIRONMENTS_DIR, ConfigError, environment_files, load_all
+from environments.schema import Environment
+
+PROJECT_DIR = Path(__file__).resolve().parent
+DEFAULT_OUTDIR = "cdktf.out"
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="main.py", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--env", action="append", default=[], metavar="NAME", help="environment in environments/NAME.toml (repeatable)")
+    parser.add_argument("--config", action="append", default=[], type=Path, metavar="PATH", help="environment file from anywhere (repeatable)")
+    parser.add_argument(
+        "--outdir",
+        type=Path,
+        default=Path(os.environ.get("CDKTF_OUTDIR", DEFAULT_OUTDIR)),
+        help="output directory (default: $CDKTF_OUTDIR or cdktf.out)",
+    )
+    return parser.parse_args(argv)
+
+
+def selected_files(args: argparse.Namespace) -> list[Path]:
+    if not args.env and not args.config:
+        return environment_files()
+    files = []
+    available = sorted(path.stem for path in environment_files())
+    for name in args.env:
+        path = ENVIRONMENTS_DIR / f"{name}.toml"
+        if not path.is_file():
+            raise ConfigError([f"--env {name}: no environments/{name}.toml; available: {', '.join(available)}"])
+        files.append(path)
+    return files + list(args.config)
+
+
+def display_path(path: Path) -> str:
+    """How a file is named in messages: relative to the project when it is inside it."""
+    try:
+        return str(path.resolve().relative_to(PROJECT_DIR))
+    except ValueError:
+        return str(path)
+
+
+def synthesize(environments: list[Environment], outdir: Path) -> None:
+    """Synthesize into a sibling temporary directory, then swap it in: never half-written."""
+    # Imported here so a config mistake is reported without starting the jsii runtime.
+    from cdktf import App
+
+    from components.stack import DynamoStack
+
+    outdir = outdir.resolve()
+    outdir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{outdir.name}.", dir=outdir.parent))
+    try:
+        app = App(outdir=str(staging), skip_validation=False)
+        for environment in environments:
+            DynamoStack(app, environment=environment)
+        app.synth()
+        if outdir.exists():
+            retired = Path(tempfile.mkdtemp(prefix=f".{outdir.name}.old.", dir=outdir.parent))
+            outdir.rename(retired / outdir.name)
+            staging.rename(outdir)
+            shutil.rmtree(retired)
+        else:
+            staging.rename(outdir)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging)
+
+
+def summary(environment: Environment, outdir: Path) -> str:
+    stack = environment.stack_name
+    path = outdir / "stacks" / stack / "cdk.tf.json"
+    document = json.loads(path.read_text())
+    resources = sum(len(instances) for instances in document.get("resource", {}).values())
+    fleet = environment.gpu_fleet
+    gpus = environment.decode.gpus
+    return (
+        f"{stack:<16} {resources:>4} resources  GPU fleet {fleet.instance_type} x {fleet.min_instances}..{fleet.max_instances}"
+        f" ({fleet.capacity.replace('_', '-')})  {gpus} GPU{'s' if gpus > 1 else ''}/worker  {environment.mode}  {display_path(path)}"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    try:
+        files = selected_files(args)
+        environments = load_all(files, shown_as={path: display_path(path) for path in files})
+    except ConfigError as error:
+        for line in error.lines:
+            print(line, file=sys.stderr)
+        return 2
+    if not environments:
+        print(f"no environment files in {display_path(ENVIRONMENTS_DIR)}; add one (see README: Adding an environment)", file=sys.stderr)
+        return 2
+    try:
+        synthesize(environments, args.outdir)
+    except ProviderVersionError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    for environment in environments:
+        print(summary(environment, args.outdir))
+    first = environments[0].stack_name
+    print(f"next: cdktf diff {first}   (or: cd {display_path(args.outdir)}/stacks/{first} && terraform init && terraform plan)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
