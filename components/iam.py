@@ -62,7 +62,7 @@ class Iam(Construct):
             iam_role_policy.IamRolePolicy(
                 self,
                 "execution-secrets",
-                name="read-configured-secrets",
+                name=f"{name}-read-secrets",
                 role=execution.id,
                 policy=json.dumps(
                     {

@@ -125,7 +125,7 @@ class Network(Construct):
         iam_role_policy.IamRolePolicy(
             self,
             "flow-logs-policy",
-            name="write-flow-logs",
+            name=f"{name}-write-flow-logs",
             role=role.id,
             policy=json.dumps(
                 {

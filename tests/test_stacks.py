@@ -1,0 +1,399 @@
+"""Behaviour of the synthesized stacks, read from the JSON and checked against each environment file."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from environments.loader import ENVIRONMENTS_DIR, load
+from environments.schema import Environment, HcpBackend, S3Backend
+from tests.conftest import ENVIRONMENTS
+from tests.stack_json import construct_path, containers, environment_of, one, reference_to, resources
+
+FRONTEND_PORT = 8000
+
+
+@pytest.fixture(scope="module", params=ENVIRONMENTS)
+def case(request: pytest.FixtureRequest, stacks: dict[str, dict]) -> tuple[Environment, dict]:
+    environment = load(ENVIRONMENTS_DIR / f"{request.param}.toml")
+    return environment, stacks[request.param]
+
+
+def gpu_roles(env: Environment) -> list[str]:
+    return list(env.gpu_workers())
+
+
+# --- naming, tags, backend ---------------------------------------------------------
+
+
+def test_every_named_resource_starts_with_the_stack_name(case):
+    env, stack = case
+    prefix = env.stack_name
+    checked = 0
+    for resource_type, instances in stack["resource"].items():
+        for body in instances.values():
+            for attribute in ("name", "family", "alarm_name", "bucket"):
+                value = body.get(attribute)
+                if isinstance(value, str) and not value.startswith("${"):
+                    checked += 1
+                    allowed = (prefix, f"/ecs/{prefix}/", f"alias/{prefix}-")
+                    in_namespace = resource_type.startswith("aws_service_discovery_service")  # "etcd" inside dynamo-<env>.local
+                    assert value.startswith(allowed) or in_namespace, f"{resource_type} {construct_path(body)}: {attribute}={value}"
+    assert checked > 40
+
+
+def test_provider_tags_every_resource_by_default(case):
+    env, stack = case
+    (provider,) = stack["provider"]["aws"]
+    assert provider["region"] == env.region
+    assert provider["default_tags"] == [{"tags": {"Project": "dynamo-ecs", "Environment": env.name, "ManagedBy": "cdktf"}}]
+
+
+def test_backend_follows_the_environment_file(case):
+    env, stack = case
+    backend = stack["terraform"]["backend"]
+    if isinstance(env.backend, S3Backend):
+        assert backend["s3"]["bucket"] == env.backend.bucket
+        assert backend["s3"]["key"] == env.backend.key
+        assert backend["s3"]["use_lockfile"] is True
+        assert backend["s3"]["encrypt"] is True
+    elif isinstance(env.backend, HcpBackend):
+        assert backend["cloud"]["organization"] == env.backend.organization
+    else:
+        assert backend["local"]["path"] == f"terraform.{env.stack_name}.tfstate"
+
+
+def test_required_environments_have_their_promised_shape(stacks):
+    dev, staging, prod = (load(ENVIRONMENTS_DIR / f"{name}.toml") for name in ENVIRONMENTS)
+    assert dev.mode == "aggregated" and dev.prefill is None and dev.gpu_fleet.min_instances == 0
+    assert dev.network.nat == "single" and dev.backend.type == "local" and dev.schedule is not None
+    assert staging.mode == "disaggregated" and staging.prefill.count == 1 and staging.decode.count == 1
+    assert staging.backend.type == "s3"
+    assert prod.network.az_count == 3 and prod.network.nat == "per_az" and prod.model.tensor_parallel_size == 2
+    assert prod.gpu_fleet.instance.gpus > 1 and prod.load_balancer.certificate_arn and prod.load_balancer.deletion_protection
+    assert prod.load_balancer.access_logs and prod.backend.type in ("s3", "hcp")
+    assert prod.logging.retention_days > staging.logging.retention_days > dev.logging.retention_days
+
+
+# --- network -----------------------------------------------------------------------
+
+
+def test_subnets_nat_endpoint_and_flow_logs(case):
+    env, stack = case
+    subnets = resources(stack, "aws_subnet").values()
+    public = [s for s in subnets if s["tags"]["Tier"] == "public"]
+    private = [s for s in subnets if s["tags"]["Tier"] == "private"]
+    expected_public, expected_private = env.network.subnet_cidrs()
+    assert sorted(s["cidr_block"] for s in public) == sorted(expected_public)
+    assert sorted(s["cidr_block"] for s in private) == sorted(expected_private)
+    assert all(s["map_public_ip_on_launch"] is False for s in public)
+    nat_count = env.network.az_count if env.network.nat == "per_az" else 1
+    assert len(resources(stack, "aws_nat_gateway")) == nat_count
+    (endpoint,) = resources(stack, "aws_vpc_endpoint").values()
+    assert endpoint["vpc_endpoint_type"] == "Gateway" and endpoint["service_name"] == f"com.amazonaws.{env.region}.s3"
+    assert len(endpoint["route_table_ids"]) == env.network.az_count
+    (flow_log,) = resources(stack, "aws_flow_log").values()
+    assert flow_log["traffic_type"] == "ALL"
+    assert flow_log["log_destination"] == reference_to(stack, "aws_cloudwatch_log_group", "logs/vpc-flow-logs", "arn")
+
+
+def test_only_the_alb_reaches_the_frontend_and_only_dynamo_reaches_etcd_and_nats(case):
+    env, stack = case
+    group = {name: reference_to(stack, "aws_security_group", f"security-groups/{name}", "id") for name in ("alb", "frontend", "workers", "control-plane")}
+    ingress = [rule for rule in resources(stack, "aws_vpc_security_group_ingress_rule").values()]
+
+    def sources(target: str, port: int) -> set[str]:
+        return {
+            rule.get("referenced_security_group_id") or rule.get("cidr_ipv4")
+            for rule in ingress
+            if rule["security_group_id"] == group[target] and rule["from_port"] <= port <= rule["to_port"]
+        }
+
+    assert sources("frontend", FRONTEND_PORT) == {group["alb"]}
+    assert sources("control-plane", 2379) == {group["frontend"], group["workers"]}
+    assert sources("control-plane", 4222) == {group["frontend"], group["workers"]}
+    assert group["workers"] in sources("workers", 5600), "workers must reach each other for NIXL KV transfer"
+    listener_ports = {80, 443} if env.load_balancer.certificate_arn else {80}
+    alb_rules = [rule for rule in ingress if rule["security_group_id"] == group["alb"]]
+    assert {rule["from_port"] for rule in alb_rules} == listener_ports
+    assert {rule["cidr_ipv4"] for rule in alb_rules} == set(env.load_balancer.allowed_cidrs)
+    open_to_world = [rule for rule in ingress if rule.get("cidr_ipv4") == "0.0.0.0/0" and rule["security_group_id"] != group["alb"]]
+    assert open_to_world == []
+
+
+# --- IAM ---------------------------------------------------------------------------
+
+
+def test_execution_role_reads_exactly_the_configured_secrets(case):
+    env, stack = case
+    configured = sorted(arn for arn in (env.image.pull_credentials_secret_arn, env.model.hf_token_secret_arn) if arn)
+    policies = [p for p in resources(stack, "aws_iam_role_policy").values() if construct_path(p).endswith("iam/execution-secrets")]
+    if not configured:
+        assert policies == []
+        return
+    (policy,) = policies
+    (statement,) = json.loads(policy["policy"])["Statement"]
+    assert statement["Action"] == "secretsmanager:GetSecretValue"
+    assert statement["Resource"] == configured
+
+
+def test_no_wildcard_actions_and_instance_role_has_ecs_and_ssm(case):
+    _, stack = case
+    for policy in resources(stack, "aws_iam_role_policy").values():
+        for statement in json.loads(policy["policy"])["Statement"]:
+            actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+            assert not any(action == "*" or action.endswith(":*") for action in actions), policy
+    attached = {a["policy_arn"].rsplit("/", 1)[-1] for a in resources(stack, "aws_iam_role_policy_attachment").values() if "instance" in construct_path(a)}
+    assert attached == {"AmazonEC2ContainerServiceforEC2Role", "AmazonSSMManagedInstanceCore"}
+
+
+# --- GPU cluster -------------------------------------------------------------------
+
+
+def test_launch_template_uses_the_gpu_ami_parameter_imdsv2_and_an_encrypted_root(case):
+    env, stack = case
+    template = one(stack, "aws_launch_template", "gpu-cluster/launch-template")
+    (ami,) = stack["data"]["aws_ssm_parameter"].values()
+    assert ami["name"] == "/aws/service/ecs/optimized-ami/amazon-linux-2023/gpu/recommended/image_id"
+    assert template["image_id"].startswith("${data.aws_ssm_parameter.")
+    assert template["metadata_options"]["http_tokens"] == "required"
+    (disk,) = template["block_device_mappings"]
+    assert disk["ebs"]["volume_type"] == "gp3" and disk["ebs"]["encrypted"] == "true"
+    assert disk["ebs"]["volume_size"] == env.gpu_fleet.root_volume_gib
+    assert "network_interfaces" not in template, "instances get no public IP"
+    script = template["user_data"]
+    assert script.startswith("${base64encode(") and f"ECS_CLUSTER={env.stack_name}-gpu" in script
+    assert "ECS_ENABLE_GPU_SUPPORT=true" in script and "ECS_AWSVPC_BLOCK_IMDS=true" in script
+
+
+def test_autoscaling_group_and_capacity_provider(case):
+    env, stack = case
+    group = one(stack, "aws_autoscaling_group", "gpu-cluster/asg")
+    fleet = env.gpu_fleet
+    assert (group["min_size"], group["max_size"], group["desired_capacity"]) == (fleet.min_instances, fleet.max_instances, fleet.initial_instances)
+    assert group["protect_from_scale_in"] is True
+    assert len(group["vpc_zone_identifier"]) == env.network.az_count
+    assert all("private" in ref for ref in group["vpc_zone_identifier"])
+    assert group["lifecycle"]["ignore_changes"] == ["desired_capacity"]
+    if fleet.capacity == "spot":
+        assert group["mixed_instances_policy"]["instances_distribution"]["on_demand_percentage_above_base_capacity"] == 0
+    else:
+        assert "mixed_instances_policy" not in group
+        assert one(stack, "aws_launch_template", "gpu-cluster/launch-template")["instance_type"] == fleet.instance_type
+    provider = one(stack, "aws_ecs_capacity_provider", "gpu-cluster/capacity-provider")["auto_scaling_group_provider"]
+    assert provider["managed_scaling"]["status"] == "ENABLED"
+    assert provider["managed_termination_protection"] == "ENABLED"
+    cluster_providers = one(stack, "aws_ecs_cluster_capacity_providers", "gpu-cluster/capacity-providers")
+    assert cluster_providers["capacity_providers"] == [reference_to(stack, "aws_ecs_capacity_provider", "gpu-cluster/capacity-provider", "name")]
+
+
+def test_both_clusters_have_container_insights(case):
+    _, stack = case
+    for cluster in resources(stack, "aws_ecs_cluster").values():
+        assert cluster["setting"] == [{"name": "containerInsights", "value": "enabled"}]
+
+
+# --- control plane -----------------------------------------------------------------
+
+
+def test_etcd_and_nats_run_on_fargate_and_are_found_through_cloud_map(case):
+    env, stack = case
+    (namespace,) = resources(stack, "aws_service_discovery_private_dns_namespace").values()
+    assert namespace["name"] == f"{env.stack_name}.local"
+    for service_name, port, image in (("etcd", 2379, env.control_plane.etcd.image), ("nats", 4222, env.control_plane.nats.image)):
+        service = one(stack, "aws_ecs_service", f"control-plane/{service_name}/service")
+        assert service["launch_type"] == "FARGATE" and service["network_configuration"]["assign_public_ip"] is False
+        assert service["service_registries"]["registry_arn"] == reference_to(stack, "aws_service_discovery_service", f"discovery/{service_name}", "arn")
+        (container,) = containers(one(stack, "aws_ecs_task_definition", f"control-plane/{service_name}/task"))
+        assert container["image"] == image
+        assert container["portMappings"] == [{"containerPort": port, "protocol": "tcp"}]
+        assert container["healthCheck"]["command"][0] in ("CMD", "CMD-SHELL")
+    (etcd,) = containers(one(stack, "aws_ecs_task_definition", "control-plane/etcd/task"))
+    assert etcd["command"][0] == "/usr/local/bin/etcd"
+    assert f"--advertise-client-urls=http://etcd.{env.stack_name}.local:2379" in etcd["command"]
+    (nats,) = containers(one(stack, "aws_ecs_task_definition", "control-plane/nats/task"))
+    assert "-js" in nats["command"]
+
+
+# --- Dynamo workers and frontend ---------------------------------------------------
+
+
+def test_gpu_workers_request_gpus_and_run_dynamo_vllm(case):
+    env, stack = case
+    for role in gpu_roles(env):
+        worker = env.gpu_workers()[role]
+        task = one(stack, "aws_ecs_task_definition", f"{role}/{role}/task")
+        assert task["network_mode"] == "awsvpc" and task["requires_compatibilities"] == ["EC2"]
+        assert (task["cpu"], task["memory"]) == (str(worker.cpu), str(worker.memory))
+        (container,) = containers(task)
+        assert container["resourceRequirements"] == [{"type": "GPU", "value": str(env.model.tensor_parallel_size)}]
+        assert container["image"] == env.image.reference
+        command = container["command"]
+        assert command[:5] == ["python3", "-m", "dynamo.vllm", "--model", env.model.name]
+        assert command[command.index("--tensor-parallel-size") + 1] == str(worker.gpus)
+        if env.mode == "disaggregated":
+            assert command[command.index("--disaggregation-mode") + 1] == role
+            assert "NixlConnector" in command[command.index("--kv-transfer-config") + 1]
+        else:
+            assert "--disaggregation-mode" not in command
+        assert command[len(command) - len(env.model.extra_vllm_args):] == list(env.model.extra_vllm_args) or not env.model.extra_vllm_args
+        assert container["linuxParameters"]["sharedMemorySize"] == worker.shared_memory_mib
+        assert {"name": "memlock", "softLimit": -1, "hardLimit": -1} in container["ulimits"]
+        assert container["privileged"] is False
+        assert container["stopTimeout"] == 120
+        (volume,) = task["volume"]
+        assert volume["host_path"] == env.gpu_fleet.model_cache_path
+        assert container["mountPoints"][0]["sourceVolume"] == volume["name"]
+
+
+def test_workers_serve_health_on_the_system_port_with_a_long_start_up_grace(case):
+    env, stack = case
+    for role in gpu_roles(env):
+        (container,) = containers(one(stack, "aws_ecs_task_definition", f"{role}/{role}/task"))
+        variables = environment_of(container)
+        port = variables["DYN_SYSTEM_PORT"]
+        probe = container["healthCheck"]
+        assert f"127.0.0.1:{port}/health" in " ".join(probe["command"])
+        assert probe["startPeriod"] == 300  # ECS's maximum
+        assert probe["startPeriod"] + probe["retries"] * probe["interval"] >= 600
+
+
+def test_every_dynamo_process_finds_etcd_and_nats_by_name(case):
+    env, stack = case
+    namespace = f"{env.stack_name}.local"
+    for path in ["frontend/frontend/task", *(f"{role}/{role}/task" for role in gpu_roles(env))]:
+        (container,) = containers(one(stack, "aws_ecs_task_definition", path))
+        variables = environment_of(container)
+        assert variables["ETCD_ENDPOINTS"] == f"http://etcd.{namespace}:2379"
+        assert variables["NATS_SERVER"] == f"nats://nats.{namespace}:4222"
+
+
+def test_hf_token_arrives_as_a_secret_never_as_plain_environment(case):
+    env, stack = case
+    for role in gpu_roles(env):
+        (container,) = containers(one(stack, "aws_ecs_task_definition", f"{role}/{role}/task"))
+        assert "HF_TOKEN" not in environment_of(container)
+        secrets = {item["name"]: item["valueFrom"] for item in container["secrets"]}
+        expected = {"HF_TOKEN": env.model.hf_token_secret_arn} if env.model.hf_token_secret_arn else {}
+        assert secrets == expected
+
+
+def test_frontend_runs_the_kv_router_behind_the_alb(case):
+    env, stack = case
+    task = one(stack, "aws_ecs_task_definition", "frontend/frontend/task")
+    (container,) = containers(task)
+    assert container["command"][:3] == ["python3", "-m", "dynamo.frontend"]
+    assert container["command"][container["command"].index("--router-mode") + 1] == env.frontend.router_mode
+    assert container["portMappings"] == [{"containerPort": FRONTEND_PORT, "protocol": "tcp"}]
+    assert f"127.0.0.1:{FRONTEND_PORT}/live" in " ".join(container["healthCheck"]["command"])
+    assert "resourceRequirements" not in container
+    if env.frontend.placement == "fargate":
+        assert task["requires_compatibilities"] == ["FARGATE"]
+        assert task["ephemeral_storage"]["size_in_gib"] == env.frontend.ephemeral_storage_gib
+    service = one(stack, "aws_ecs_service", "frontend/frontend/service")
+    (attachment,) = service["load_balancer"]
+    assert attachment["container_port"] == FRONTEND_PORT
+    assert attachment["target_group_arn"] == reference_to(stack, "aws_lb_target_group", "load-balancer/frontend", "arn")
+    assert service["health_check_grace_period_seconds"] >= 600
+
+
+def test_services_roll_safely(case):
+    env, stack = case
+    for body in resources(stack, "aws_ecs_service").values():
+        assert body["deployment_circuit_breaker"] == {"enable": True, "rollback": True}
+        assert body["network_configuration"]["assign_public_ip"] is False
+    for role in gpu_roles(env):
+        service = one(stack, "aws_ecs_service", f"{role}/{role}/service")
+        assert service["deployment_maximum_percent"] == 100, "a rollout must not need spare GPUs"
+        assert service["ordered_placement_strategy"][0] == {"type": "spread", "field": "attribute:ecs.availability-zone"}
+        assert service["capacity_provider_strategy"][0]["capacity_provider"].startswith("${aws_ecs_capacity_provider.")
+        assert service["lifecycle"]["ignore_changes"] == ["desired_count"]
+        assert service["desired_count"] == env.gpu_workers()[role].count
+
+
+# --- load balancer -----------------------------------------------------------------
+
+
+def test_alb_keeps_streams_open_and_checks_health_on_health(case):
+    env, stack = case
+    balancer = one(stack, "aws_lb", "load-balancer/alb")
+    assert balancer["drop_invalid_header_fields"] is True
+    assert balancer["idle_timeout"] == env.load_balancer.idle_timeout_seconds >= 600
+    assert balancer["internal"] is env.load_balancer.internal
+    assert balancer["enable_deletion_protection"] is env.load_balancer.deletion_protection
+    assert ("access_logs" in balancer) is env.load_balancer.access_logs
+    group = one(stack, "aws_lb_target_group", "load-balancer/frontend")
+    assert group["target_type"] == "ip" and group["port"] == FRONTEND_PORT
+    assert group["health_check"]["path"] == "/health" and group["health_check"]["matcher"] == "200"
+    assert group["deregistration_delay"] == str(env.load_balancer.deregistration_delay_seconds)
+
+
+def test_listeners_https_with_redirect_when_a_certificate_is_configured(case):
+    env, stack = case
+    listeners = {body["port"]: body for body in resources(stack, "aws_lb_listener").values()}
+    if env.load_balancer.certificate_arn:
+        assert set(listeners) == {80, 443}
+        assert listeners[443]["certificate_arn"] == env.load_balancer.certificate_arn
+        assert listeners[443]["ssl_policy"] == env.load_balancer.ssl_policy
+        assert listeners[80]["default_action"][0]["redirect"]["protocol"] == "HTTPS"
+    else:
+        assert set(listeners) == {80}
+        assert listeners[80]["default_action"][0]["type"] == "forward"
+
+
+# --- autoscaling, alarms, outputs --------------------------------------------------
+
+
+def test_scalable_targets_follow_the_configured_bounds(case):
+    env, stack = case
+    configured = {"frontend": env.frontend, **env.gpu_workers()}
+    targets = {construct_path(t).split("/")[-1].removesuffix("-target"): t for t in resources(stack, "aws_appautoscaling_target").values()}
+    assert set(targets) == set(configured)
+    for name, target in targets.items():
+        assert (target["min_capacity"], target["max_capacity"]) == (configured[name].min_count, configured[name].max_count)
+        assert target["scalable_dimension"] == "ecs:service:DesiredCount"
+
+
+def test_only_the_frontend_scales_on_cpu_and_requests(case):
+    env, stack = case
+    policies = list(resources(stack, "aws_appautoscaling_policy").values())
+    metrics = {p["target_tracking_scaling_policy_configuration"]["predefined_metric_specification"]["predefined_metric_type"] for p in policies}
+    assert metrics == {"ECSServiceAverageCPUUtilization", "ALBRequestCountPerTarget"}
+    frontend_target = reference_to(stack, "aws_appautoscaling_target", "autoscaling/frontend-target", "resource_id")
+    assert all(p["resource_id"] == frontend_target for p in policies)
+
+
+def test_working_hours_scale_everything_to_zero_only_where_configured(case):
+    env, stack = case
+    actions = list(resources(stack, "aws_appautoscaling_scheduled_action").values())
+    if env.schedule is None:
+        assert actions == []
+        return
+    services = 1 + len(env.gpu_workers())
+    downs = [a for a in actions if a["schedule"] == env.schedule.scale_down]
+    assert len(downs) == services and len(actions) == 2 * services
+    assert all(a["scalable_target_action"] == {"min_capacity": "0", "max_capacity": "0"} for a in downs)
+    assert all(a["timezone"] == env.schedule.timezone for a in actions)
+
+
+def test_alarms_cover_5xx_unhealthy_targets_and_every_service(case):
+    env, stack = case
+    names = {alarm["alarm_name"] for alarm in resources(stack, "aws_cloudwatch_metric_alarm").values()}
+    services = ["frontend", *gpu_roles(env), "etcd", "nats"]
+    assert names == {f"{env.stack_name}-alb-5xx", f"{env.stack_name}-unhealthy-targets", *(f"{env.stack_name}-{s}-below-desired" for s in services)}
+
+
+def test_log_groups_have_the_configured_retention(case):
+    env, stack = case
+    groups = resources(stack, "aws_cloudwatch_log_group").values()
+    assert {g["name"] for g in groups} == {f"/ecs/{env.stack_name}/{s}" for s in ["vpc-flow-logs", "etcd", "nats", "frontend", *gpu_roles(env)]}
+    assert all(g["retention_in_days"] == env.logging.retention_days for g in groups)
+
+
+def test_outputs_tell_users_what_they_need_next(case):
+    _, stack = case
+    outputs = stack["output"]
+    for name in ("endpoint_url", "gpu_cluster_name", "fargate_cluster_name", "service_discovery_namespace", "alarm_topic_arn"):
+        assert outputs[name]["description"], name
+    assert "aws_lb." in outputs["endpoint_url"]["value"]
+
