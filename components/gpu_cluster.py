@@ -75,8 +75,9 @@ class GpuCluster(Construct):
             metadata_options={
                 "http_endpoint": "enabled",
                 "http_tokens": "required",
-                # 2 hops: containers in bridge mode would need it; awsvpc tasks are blocked from IMDS anyway.
-                "http_put_response_hop_limit": 2,
+                # 1 hop: only the ECS agent (host network) reads IMDS; every task is awsvpc and
+                # blocked from IMDS (ECS_AWSVPC_BLOCK_IMDS), so no container needs a second hop.
+                "http_put_response_hop_limit": 1,
                 "instance_metadata_tags": "disabled",
             },
             block_device_mappings=[

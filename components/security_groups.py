@@ -3,8 +3,8 @@
 Who may talk to whom:
   clients (allowed CIDRs) -> ALB listener ports
   ALB -> frontend:8000
-  frontend -> workers (any TCP: Dynamo's request plane uses ports the workers pick)
-  workers <-> workers (any TCP: NIXL KV-cache transfer between prefill and decode)
+  frontend -> workers (TCP 1024-65535: Dynamo's request plane uses ports the workers pick)
+  workers <-> workers (TCP 1024-65535: NIXL KV-cache transfer between prefill and decode)
   frontend, workers -> etcd:2379, NATS:4222
   tasks and GPU instances -> 443 anywhere (image pulls, Hugging Face, AWS APIs)
 """
@@ -19,6 +19,10 @@ ETCD_PORT = 2379
 NATS_PORT = 4222
 HTTP_PORT = 80
 HTTPS_PORT = 443
+# Dynamo's request plane, NIXL/UCX and vLLM bind unprivileged or OS-assigned ports,
+# never one below 1024, so SSH, RDP, HTTP and the other well-known ports stay closed
+# even between peers.
+UNPRIVILEGED_PORTS = (1024, 65535)
 
 
 class SecurityGroups(Construct):
@@ -49,10 +53,10 @@ class SecurityGroups(Construct):
         self._egress("alb-to-frontend", self.alb, FRONTEND_PORT, FRONTEND_PORT, "health checks and requests", peer=self.frontend)
         self._ingress("frontend-from-alb", self.frontend, FRONTEND_PORT, FRONTEND_PORT, "requests from the ALB", peer=self.alb)
 
-        self._ingress("workers-from-frontend", self.workers, 0, 65535, "Dynamo request plane", peer=self.frontend)
-        self._ingress("workers-from-workers", self.workers, 0, 65535, "NIXL KV-cache transfer", peer=self.workers)
-        self._egress("frontend-to-workers", self.frontend, 0, 65535, "Dynamo request plane", peer=self.workers)
-        self._egress("workers-to-workers", self.workers, 0, 65535, "NIXL KV-cache transfer", peer=self.workers)
+        self._ingress("workers-from-frontend", self.workers, *UNPRIVILEGED_PORTS, "Dynamo request plane", peer=self.frontend)
+        self._ingress("workers-from-workers", self.workers, *UNPRIVILEGED_PORTS, "NIXL KV-cache transfer", peer=self.workers)
+        self._egress("frontend-to-workers", self.frontend, *UNPRIVILEGED_PORTS, "Dynamo request plane", peer=self.workers)
+        self._egress("workers-to-workers", self.workers, *UNPRIVILEGED_PORTS, "NIXL KV-cache transfer", peer=self.workers)
 
         for client_name, client in (("frontend", self.frontend), ("workers", self.workers)):
             for service, port in (("etcd", ETCD_PORT), ("nats", NATS_PORT)):

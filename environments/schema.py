@@ -244,7 +244,9 @@ class Image(Model):
     repository: str = Field(
         "nvcr.io/nvidia/ai-dynamo/vllm-runtime", pattern=r"^[a-z0-9][a-z0-9._/:-]*[a-z0-9]$", description="Dynamo vLLM runtime image repository."
     )
-    tag: ImageTag = Field("0.7.0", description="Image tag: no spaces, at most 128 characters.")
+    tag: ImageTag = Field(
+        "1.2.1", description="Image tag: no spaces, at most 128 characters. 1.x takes --disaggregation-mode; 1.3+ needs a CUDA 13 driver."
+    )
     pull_credentials_secret_arn: SecretArn | None = Field(
         None, description="Secrets Manager secret with `username`/`password` for a private registry (NGC: `$oauthtoken` + API key)."
     )
