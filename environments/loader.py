@@ -47,7 +47,7 @@ def load(path: Path, shown_as: str | None = None) -> Environment:
     try:
         document = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
-        raise ConfigError([f"{label}: {_toml_error(error)}"]) from None
+        raise ConfigError([f"{label}: {_toml_error(error, text)}"]) from None
     try:
         return Environment.model_validate(document)
     except ValidationError as error:
@@ -79,13 +79,17 @@ def load_all(paths: list[Path], shown_as: dict[Path, str] | None = None) -> list
     return sorted((environment for _, environment in environments), key=lambda environment: environment.name)
 
 
-def _toml_error(error: tomllib.TOMLDecodeError) -> str:
+def _toml_error(error: tomllib.TOMLDecodeError, text: str) -> str:
     message = str(error)
     # tomllib: "Expected '=' after a key in a key/value pair (at line 3, column 7)"
     if message.endswith(")") and "(at line " in message:
         reason, _, where = message[:-1].rpartition(" (at ")
         line = where.split(",")[0].removeprefix("line ").strip()
         return f"line {line}: TOML syntax error: {reason} ({where})"
+    # "... (at end of document)": the last line is where the value or bracket is missing.
+    if message.endswith(" (at end of document)"):
+        last = len(text.rstrip("\n").split("\n"))
+        return f"line {last}: TOML syntax error: {message.removesuffix(' (at end of document)')} (at the end of the file)"
     return f"TOML syntax error: {message}"
 
 
@@ -98,6 +102,10 @@ def _validation_lines(error: ValidationError) -> list[str]:
                 path = ".".join(part for part in (location, relative) if part)
                 lines.append(f"{path}: {message}")
             continue
+        if item["type"] in ("union_tag_invalid", "union_tag_not_found"):
+            # A discriminated union (the backend): the mistake is in its `type` key.
+            discriminator = item["ctx"]["discriminator"].strip("'")
+            location = f"{location}.{discriminator}"
         lines.append(f"{location or '(top level)'}: {_describe(item)}")
     return [line.replace("\n", " ") for line in lines]
 
@@ -117,12 +125,74 @@ def _describe(item: dict[str, Any]) -> str:
     if kind == "extra_forbidden":
         allowed = _allowed_fields(item["loc"][:-1])
         return f"unknown field; allowed here: {', '.join(allowed)}" if allowed else "unknown field"
+    if kind == "union_tag_invalid":
+        expected = item["ctx"]["expected_tags"].replace("'", "")
+        return f"unknown type {item['ctx']['tag']!r}; allowed: {expected}"
+    if kind == "union_tag_not_found":
+        return f"required field is missing; allowed: {', '.join(BACKEND_TAGS)}"
+    if kind in _EXPECTED:
+        return f"must be {_EXPECTED[kind]}, got {_toml_type(value)} {_shown(value)}"
+    if kind in _BOUNDS:
+        return _bounds_message(item)
     message = item["msg"]
     if kind == "string_pattern_mismatch":
         message = f"does not match the allowed form {item['ctx']['pattern']}"
     if isinstance(value, (str, int, float, bool)) and not isinstance(value, dict):
         return f"{message} (got {value!r})"
     return message
+
+
+# Type mistakes, in TOML's words: what the field takes.
+_EXPECTED = {
+    "int_type": "a whole number (no quotes)",
+    "int_from_float": "a whole number (no quotes)",
+    "int_parsing": "a whole number (no quotes)",
+    "bool_type": "true or false (no quotes)",
+    "bool_parsing": "true or false (no quotes)",
+    "string_type": "a quoted string",
+    "list_type": "an array like [\"a\", \"b\"]",
+    "model_type": "a table (a [section] or { key = value })",
+    "model_attributes_type": "a table (a [section] or { key = value })",
+    "dict_type": "a table (a [section] or { key = value })",
+}
+_BOUNDS = ("greater_than_equal", "less_than_equal", "too_short", "too_long", "string_too_short", "string_too_long")
+
+
+def _toml_type(value: Any) -> str:
+    kinds = ((bool, "boolean"), (int, "integer"), (float, "float"), (str, "string"), (list, "array"), (dict, "table"))
+    return next((name for kind, name in kinds if isinstance(value, kind)), type(value).__name__)
+
+
+def _shown(value: Any) -> str:
+    text = repr(value) if not isinstance(value, bool) else str(value).lower()
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _bounds_message(item: dict[str, Any]) -> str:
+    """`must be between 1 and 4000 (got 4001)`, with both bounds when the field has them."""
+    if item["type"] in ("too_short", "too_long", "string_too_short", "string_too_long"):
+        return f"{item['msg'][0].lower()}{item['msg'][1:]}"
+    field = _field_info(item["loc"])
+    metadata = field.metadata if field is not None else []
+    low = next((constraint.ge for constraint in metadata if getattr(constraint, "ge", None) is not None), None)
+    high = next((constraint.le for constraint in metadata if getattr(constraint, "le", None) is not None), None)
+    got = f" (got {_shown(item.get('input'))})"
+    if low is not None and high is not None:
+        return f"must be between {low} and {high}{got}"
+    return f"{item['msg'][0].lower()}{item['msg'][1:]}{got}"
+
+
+def _field_info(loc: tuple[Any, ...]) -> Any:
+    """The pydantic FieldInfo at ``loc`` (backend tags skipped), or None."""
+    model: Any = Environment
+    field = None
+    for part in _location(loc).split("."):
+        fields = model.model_fields if isinstance(model, type) and issubclass(model, BaseModel) else {}
+        field = fields.get(part)
+        if field is None:
+            return None
+        model = _model_of(field.annotation)
+    return field
 
 
 def _allowed_fields(loc: tuple[Any, ...]) -> list[str]:

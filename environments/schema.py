@@ -34,7 +34,9 @@ ECS_USABLE_MEMORY_FRACTION = 0.9
 
 
 class Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # strict: TOML already says what type a value is, so "yes" for a boolean or "2" for
+    # a count is a mistake to report, not something to coerce silently.
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 def _arn_pattern(service: str, resource: str) -> re.Pattern[str]:

@@ -13,9 +13,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from cdktf import App, TerraformStack  # noqa: E402
+from components.aws import provider  # noqa: E402  first: components/__init__ silences jsii's Node banner
 
-from components.aws import provider  # noqa: E402
+from cdktf import App, TerraformStack  # noqa: E402
 
 
 def main(outdir: str) -> None:
