@@ -78,22 +78,16 @@ class SecurityGroups(Construct):
         return group.id
 
     def _ingress(self, id_: str, group: str, from_port: int, to_port: int, description: str, *, cidr: str | None = None, peer: str | None = None) -> None:
-        vpc_security_group_ingress_rule.VpcSecurityGroupIngressRule(
-            self,
-            f"in-{id_}",
-            security_group_id=group,
-            ip_protocol="tcp",
-            from_port=from_port,
-            to_port=to_port,
-            description=description,
-            cidr_ipv4=cidr,
-            referenced_security_group_id=peer,
-        )
+        self._rule(vpc_security_group_ingress_rule.VpcSecurityGroupIngressRule, f"in-{id_}", group, from_port, to_port, description, cidr, peer)
 
     def _egress(self, id_: str, group: str, from_port: int, to_port: int, description: str, *, cidr: str | None = None, peer: str | None = None) -> None:
-        vpc_security_group_egress_rule.VpcSecurityGroupEgressRule(
+        self._rule(vpc_security_group_egress_rule.VpcSecurityGroupEgressRule, f"out-{id_}", group, from_port, to_port, description, cidr, peer)
+
+    def _rule(self, rule_class: type, id_: str, group: str, from_port: int, to_port: int, description: str, cidr: str | None, peer: str | None) -> None:
+        """One TCP port range from (ingress) or to (egress) either a CIDR or a peer security group."""
+        rule_class(
             self,
-            f"out-{id_}",
+            id_,
             security_group_id=group,
             ip_protocol="tcp",
             from_port=from_port,
