@@ -1,0 +1,468 @@
+"""Deploy a synthesized stack to moto in server mode on 127.0.0.1, re-plan it, destroy it.
+
+Two halves in one module:
+
+* the server (``python -m tests.emulator.harness``): imports moto, applies the patches
+  below for the emulator's known gaps, seeds what it lacks, serves on a free port of
+  127.0.0.1 and prints ``PORT <n>`` once it listens. Patches live here, in the
+  emulator's process, never in the product: the product's JSON must stay what real
+  AWS gets.
+* the client (:class:`Emulator`, :func:`stage_stack`, :class:`Deployment`): starts and
+  always stops that server, copies a synthesized stack to a temporary directory with its
+  backend switched to local state there (the product's own cdktf.out is never touched),
+  and drives the real ``cdktf deploy`` and ``terraform plan/destroy`` against it with
+  AWS_ENDPOINT_URL and test credentials in the subprocess environment only.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import select
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+PROJECT_DIR = Path(__file__).resolve().parents[2]
+GPU_AMI_PARAMETER = "/aws/service/ecs/optimized-ami/amazon-linux-2023/gpu/recommended/image_id"
+# A stand-in AMI id for when the emulator's bundled public parameters lack the GPU AMI.
+PLACEHOLDER_GPU_AMI = "ami-0123456789abcdef0"
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
+# --------------------------------------------------------------------------- server
+
+
+def _patch_application_autoscaling_tags() -> None:
+    """Application Auto Scaling: keep the tags of scalable targets.
+
+    Real AWS stores the Tags of RegisterScalableTarget and serves ListTagsForResource,
+    TagResource and UntagResource. moto 5.2 implements none of them: the provider then
+    retries ListTagsForResource until it times out, and without stored tags every plan
+    wants to add default_tags to each target again.
+    """
+    from moto.applicationautoscaling.responses import ApplicationAutoScalingResponse as Response
+
+    def tag_store(self: Any) -> dict[str, dict[str, str]]:
+        backend = self.applicationautoscaling_backend
+        if not hasattr(backend, "harness_tags"):
+            backend.harness_tags = {}
+        return backend.harness_tags
+
+    register = Response.register_scalable_target
+    deregister = Response.deregister_scalable_target
+
+    def register_scalable_target(self: Any) -> str:
+        body = register(self)
+        arn = json.loads(body)["ScalableTargetARN"]
+        tag_store(self).setdefault(arn, {}).update(self._get_param("Tags") or {})
+        return body
+
+    def deregister_scalable_target(self: Any) -> str:
+        targets = self.applicationautoscaling_backend.describe_scalable_targets(
+            self._get_param("ServiceNamespace"), [self._get_param("ResourceId")], self._get_param("ScalableDimension")
+        )
+        body = deregister(self)
+        for target in targets:
+            tag_store(self).pop(target.arn, None)
+        return body
+
+    def list_tags_for_resource(self: Any) -> str:
+        return json.dumps({"Tags": tag_store(self).get(self._get_param("ResourceARN"), {})})
+
+    def tag_resource(self: Any) -> str:
+        tag_store(self).setdefault(self._get_param("ResourceARN"), {}).update(self._get_param("Tags") or {})
+        return "{}"
+
+    def untag_resource(self: Any) -> str:
+        tags = tag_store(self).get(self._get_param("ResourceARN"), {})
+        for key in self._get_param("TagKeys") or []:
+            tags.pop(key, None)
+        return "{}"
+
+    Response.register_scalable_target = register_scalable_target
+    Response.deregister_scalable_target = deregister_scalable_target
+    Response.list_tags_for_resource = list_tags_for_resource
+    Response.tag_resource = tag_resource
+    Response.untag_resource = untag_resource
+
+
+# CreateService arguments real ECS returns in DescribeServices and moto 5.2 drops.
+ECS_SERVICE_FIELDS = (
+    "capacityProviderStrategy",
+    "placementStrategy",
+    "placementConstraints",
+    "availabilityZoneRebalancing",
+    "deploymentConfiguration",
+    "enableECSManagedTags",
+    "enableExecuteCommand",
+    "healthCheckGracePeriodSeconds",
+)
+
+
+def _patch_ecs_create_service() -> None:
+    """ECS: remember what CreateService was asked for.
+
+    Real ECS echoes capacityProviderStrategy, placementStrategy, availabilityZoneRebalancing,
+    deploymentConfiguration (circuit breaker, percentages), enableECSManagedTags and
+    healthCheckGracePeriodSeconds back in DescribeServices; moto 5.2 drops them, so every
+    re-plan wants to replace the services on the GPU capacity provider and update the rest.
+    """
+    from botocore import xform_name
+    from moto.ecs.responses import EC2ContainerServiceResponse as Response
+
+    create = Response.create_service
+
+    def create_service(self: Any) -> Any:
+        result = create(self)
+        service = self.ecs_backend._get_service(self._get_param("cluster", "default"), self._get_param("serviceName"))
+        for name in ECS_SERVICE_FIELDS:
+            value = self._get_param(name)
+            if value is not None:
+                setattr(service, xform_name(name), value)
+        return result
+
+    Response.create_service = create_service
+
+
+def _patch_launch_template_tags() -> None:
+    """EC2: a launch template's own tags are not part of its launch data.
+
+    Real EC2 keeps the tags of CreateLaunchTemplate's TagSpecifications (resource type
+    launch-template) on the template only; moto 5.2 also copies them into the version's
+    LaunchTemplateData.TagSpecifications, which the provider reads back as a
+    tag_specifications block nobody configured: a diff on every plan.
+    """
+    from moto.ec2.models.launch_templates import LaunchTemplateBackend
+
+    create = LaunchTemplateBackend.create_launch_template
+
+    def create_launch_template(self: Any, name: str, description: str, template_data: dict[str, Any], tag_spec: dict[str, Any]) -> Any:
+        specs = template_data.get("TagSpecifications")
+        if specs:
+            template_data["TagSpecifications"] = [spec for spec in specs if spec.get("ResourceType") != "launch-template"]
+            if not template_data["TagSpecifications"]:
+                del template_data["TagSpecifications"]
+        return create(self, name, description, template_data, tag_spec)
+
+    LaunchTemplateBackend.create_launch_template = create_launch_template
+
+
+def _patch_security_group_rule_descriptions() -> None:
+    """EC2: a rule that references a security group keeps its description.
+
+    Real EC2's DescribeSecurityGroupRules returns the Description of every rule; moto 5.2
+    reads it from the CIDR range only, so a rule between two security groups comes back
+    without one and every plan wants to set it again.
+    """
+    from moto.ec2.models.security_groups import SecurityGroupRule
+
+    def description(self: Any) -> str | None:
+        return self.ip_range.get("Description") or self.source_group.get("Description")
+
+    SecurityGroupRule.description = property(description)
+
+
+def _patch_listener_certificates() -> None:
+    """ELBv2: an HTTPS listener's certificate is the user's, not the emulator's.
+
+    Real AWS checks that the certificate exists in the account's ACM, and it does there:
+    the environment file names the user's certificate. The emulator's ACM never holds it,
+    and moto 5.2 rejects the listener with CertificateNotFound; accept unknown ACM ARNs.
+    """
+    from moto.elbv2 import models as elbv2_models
+    from moto.elb.exceptions import CertificateNotFoundException
+
+    register = elbv2_models.register_certificate
+
+    def register_certificate(account_id: str, region: str, arn_certificate: str, arn_user: str) -> None:
+        try:
+            register(account_id=account_id, region=region, arn_certificate=arn_certificate, arn_user=arn_user)
+        except CertificateNotFoundException:
+            pass
+
+    elbv2_models.register_certificate = register_certificate
+
+
+def _patch_waf_external_acls() -> None:
+    """WAFv2: the web ACL associated with the ALB is the user's, not the emulator's.
+
+    Real AWS associates an existing regional web ACL from the user's account; the
+    environment file names it. The emulator holds no such ACL and moto 5.2 raises
+    WAFNonexistentItemException, so an empty ACL with that ARN is created on first use.
+    """
+    from moto.wafv2.models import FakeWebACL, WAFV2Backend
+
+    associate = WAFV2Backend.associate_web_acl
+
+    def associate_web_acl(self: Any, web_acl_arn: str, resource_arn: str) -> None:
+        if web_acl_arn not in self.wacls:
+            name, wacl_id = web_acl_arn.rsplit("/", 2)[-2:]
+            self.wacls[web_acl_arn] = FakeWebACL(
+                name=name,
+                account=self.account_id,
+                arn=web_acl_arn,
+                wacl_id=wacl_id,
+                visibility_config={"SampledRequestsEnabled": False, "CloudWatchMetricsEnabled": False, "MetricName": name},
+                default_action={"Allow": {}},
+                description="stand-in for the user's web ACL (tests/emulator/harness.py)",
+                rules=[],
+            )
+        associate(self, web_acl_arn, resource_arn)
+
+    WAFV2Backend.associate_web_acl = associate_web_acl
+
+
+def _seed_gpu_ami(regions: list[str]) -> None:
+    """The public SSM parameter for the ECS GPU AMI (moto 5.2 bundles it; older releases did not)."""
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.ssm.models import Parameter, ssm_backends
+
+    for region in regions:
+        store = ssm_backends[DEFAULT_ACCOUNT_ID][region]._parameters
+        if store[GPU_AMI_PARAMETER]:
+            continue
+        store[GPU_AMI_PARAMETER].append(
+            Parameter(
+                account_id=DEFAULT_ACCOUNT_ID,
+                name=GPU_AMI_PARAMETER,
+                value=PLACEHOLDER_GPU_AMI,
+                parameter_type="String",
+                description=None,
+                allowed_pattern=None,
+                keyid=None,
+                last_modified_date=time.time(),
+                version=1,
+                data_type="aws:ec2:image",
+            )
+        )
+
+
+def serve(regions: list[str]) -> None:
+    # AWS managed policies (AmazonECSTaskExecutionRolePolicy, ...) exist in every real
+    # account; moto loads them only when asked.
+    os.environ["MOTO_IAM_LOAD_MANAGED_POLICIES"] = "true"
+    import logging
+    import signal
+
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+    from werkzeug.serving import make_server
+
+    _patch_application_autoscaling_tags()
+    _patch_ecs_create_service()
+    _patch_launch_template_tags()
+    _patch_security_group_rule_descriptions()
+    _patch_listener_certificates()
+    _patch_waf_external_acls()
+    _seed_gpu_ami(regions)
+    # One log line per request costs time and buries the errors worth reading.
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    server = make_server("127.0.0.1", 0, DomainDispatcherApplication(create_backend_app), threaded=True)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    print(f"PORT {server.server_address[1]}", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+
+
+# --------------------------------------------------------------------------- client
+
+
+class Emulator:
+    """The moto server as a child process; a context manager that always stops it."""
+
+    def __init__(self, workdir: Path, regions: list[str]) -> None:
+        self.workdir = workdir
+        self.regions = regions
+        self.log_path = workdir / "moto.log"
+        self.port: int | None = None
+        self._process: subprocess.Popen[str] | None = None
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 60) -> "Emulator":
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        env = {key: value for key, value in os.environ.items() if not key.startswith("AWS_")}
+        with self.log_path.open("w") as log:
+            self._process = subprocess.Popen(
+                [sys.executable, "-m", "tests.emulator.harness", *self.regions],
+                cwd=PROJECT_DIR,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=log,
+                text=True,
+            )
+        deadline = time.monotonic() + timeout
+        assert self._process.stdout is not None
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([self._process.stdout], [], [], 0.5)
+            if ready:
+                line = self._process.stdout.readline()
+                if line.startswith("PORT "):
+                    self.port = int(line.split()[1])
+                    return self
+                if not line:
+                    break
+            if self._process.poll() is not None:
+                break
+        self.stop()
+        raise RuntimeError(f"the emulator did not start:\n{self.log_tail()}")
+
+    def stop(self) -> None:
+        process, self._process = self._process, None
+        if process is None or process.poll() is not None:
+            return
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+    def __enter__(self) -> "Emulator":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def log_tail(self, lines: int = 40) -> str:
+        if not self.log_path.exists():
+            return ""
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+    def errors(self) -> str:
+        """The emulator's own failures (500s: an unimplemented action or a moto bug), if any."""
+        if not self.log_path.exists():
+            return ""
+        found = [line for line in self.log_path.read_text(errors="replace").splitlines() if re.match(r"^\w*(Error|Exception)\b", line)]
+        return "\n".join(sorted(set(found)))
+
+    def env(self, base: dict[str, str], region: str) -> dict[str, str]:
+        """``base`` with every AWS setting replaced by the emulator's, and no proxy between."""
+        env = {key: value for key, value in base.items() if not key.startswith("AWS_") and key.lower() not in PROXY_VARIABLES}
+        env.update(
+            AWS_ENDPOINT_URL=self.endpoint,
+            AWS_ACCESS_KEY_ID="testing",
+            AWS_SECRET_ACCESS_KEY="testing",
+            AWS_REGION=region,
+            AWS_DEFAULT_REGION=region,
+            # Never ask the EC2 instance metadata service (169.254.169.254) for anything.
+            AWS_EC2_METADATA_DISABLED="true",
+            AWS_CONFIG_FILE=os.devnull,
+            AWS_SHARED_CREDENTIALS_FILE=os.devnull,
+            NO_PROXY="127.0.0.1,localhost",
+        )
+        return env
+
+
+PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy", "no_proxy")
+
+
+def stage_stack(synth_dir: Path, stack: str, workdir: Path) -> Path:
+    """A cdktf.out holding only ``stack``, its backend switched to local state in ``workdir``."""
+    manifest = json.loads((synth_dir / "manifest.json").read_text())
+    entry = manifest["stacks"][stack]
+    manifest["stacks"] = {stack: entry}
+    outdir = workdir / "cdktf.out"
+    shutil.copytree(synth_dir / entry["workingDirectory"], outdir / entry["workingDirectory"])
+    (outdir / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    path = outdir / entry["synthesizedStackPath"]
+    document = json.loads(path.read_text())
+    document["terraform"]["backend"] = {"local": {"path": str(workdir / "terraform.tfstate")}}
+    path.write_text(json.dumps(document, indent=2))
+    return outdir
+
+
+def stack_region(outdir: Path, stack: str) -> str:
+    document = json.loads((outdir / "stacks" / stack / "cdk.tf.json").read_text())
+    return document["provider"]["aws"][0]["region"]
+
+
+@dataclass
+class Step:
+    name: str
+    command: list[str]
+    returncode: int
+    seconds: float
+    output: str
+
+    def report(self) -> str:
+        return f"`{' '.join(self.command)}` exited {self.returncode} after {self.seconds:.0f}s:\n{self.output}"
+
+
+@dataclass
+class Deployment:
+    """deploy -> plan -> destroy -> state list of one staged stack, each step recorded."""
+
+    outdir: Path
+    stack: str
+    env: dict[str, str]
+    terraform: str = "terraform"
+    steps: list[Step] = field(default_factory=list)
+
+    @property
+    def stack_dir(self) -> Path:
+        return self.outdir / "stacks" / self.stack
+
+    def _run(self, name: str, command: list[str], cwd: Path, timeout: int, tail: int = 12000, stream: bool = False) -> Step:
+        start = time.monotonic()
+        if stream:
+            result = subprocess.run(command, cwd=cwd, env=self.env, text=True, timeout=timeout)
+            output = ""
+        else:
+            result = subprocess.run(command, cwd=cwd, env=self.env, capture_output=True, text=True, timeout=timeout)
+            output = ANSI.sub("", result.stdout + result.stderr)
+            output = "\n".join(line for line in output.splitlines() if "Still creating..." not in line and "Still destroying..." not in line)
+            output = output[-tail:]
+        step = Step(name, command, result.returncode, time.monotonic() - start, output)
+        self.steps.append(step)
+        return step
+
+    def deploy(self, *, stream: bool = False, timeout: int = 900) -> Step:
+        """The real cdktf CLI, as users run it; --skip-provider-lock because there is no registry here."""
+        npx = shutil.which("npx") or "npx"
+        command = [npx, "cdktf", "deploy", self.stack, "--auto-approve", "--skip-synth", "--skip-provider-lock", "--output", str(self.outdir)]
+        return self._run("deploy", command, PROJECT_DIR, timeout, stream=stream)
+
+    def plan(self, timeout: int = 600) -> Step:
+        return self._run("plan", [self.terraform, "plan", "-detailed-exitcode", "-no-color", "-input=false"], self.stack_dir, timeout)
+
+    def destroy(self, *, stream: bool = False, timeout: int = 900) -> Step:
+        command = [self.terraform, "destroy", "-auto-approve", "-no-color", "-input=false"]
+        return self._run("destroy", command, self.stack_dir, timeout, stream=stream)
+
+    def state_list(self, timeout: int = 120) -> Step:
+        return self._run("state list", [self.terraform, "state", "list"], self.stack_dir, timeout)
+
+    def outputs(self) -> dict[str, Any]:
+        result = subprocess.run([self.terraform, "output", "-json"], cwd=self.stack_dir, env=self.env, capture_output=True, text=True, timeout=120)
+        if result.returncode != 0:
+            return {}
+        return {name: value["value"] for name, value in json.loads(result.stdout).items()}
+
+    def run_all(self) -> "Deployment":
+        """Stops at the first failing step, except that a failed plan still destroys."""
+        if self.deploy().returncode != 0:
+            return self
+        self.plan()
+        if self.destroy().returncode == 0:
+            self.state_list()
+        return self
+
+    def step(self, name: str) -> Step | None:
+        return next((step for step in self.steps if step.name == name), None)
+
+    def timing(self) -> str:
+        parts = ", ".join(f"{step.name} {step.seconds:.0f}s" for step in self.steps)
+        return f"{self.stack}: {parts}; total {sum(step.seconds for step in self.steps):.0f}s"
+
+
+if __name__ == "__main__":
+    serve(sys.argv[1:] or ["us-east-1"])
