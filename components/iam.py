@@ -32,6 +32,20 @@ def _ecs_tasks_assume(account: Account) -> str:
     )
 
 
+def _decrypt_through_secrets_manager(key_arn: str | None, account: Account) -> list[dict]:
+    """Secrets under a customer-managed key also need kms:Decrypt, but only when Secrets Manager asks."""
+    if key_arn is None:
+        return []
+    return [
+        {
+            "Effect": "Allow",
+            "Action": "kms:Decrypt",
+            "Resource": key_arn,
+            "Condition": {"StringEquals": {"kms:ViaService": f"secretsmanager.{account.region}.amazonaws.com"}},
+        }
+    ]
+
+
 class Iam(Construct):
     """Roles for ECS and the GPU instances.
 
@@ -50,6 +64,7 @@ class Iam(Construct):
         name: str,
         account: Account,
         secret_arns: list[str],
+        secrets_kms_key_arn: str | None,
         task_families: list[str],
     ) -> None:
         super().__init__(scope, id_)
@@ -67,7 +82,10 @@ class Iam(Construct):
                 policy=json.dumps(
                     {
                         "Version": "2012-10-17",
-                        "Statement": [{"Effect": "Allow", "Action": "secretsmanager:GetSecretValue", "Resource": sorted(secret_arns)}],
+                        "Statement": [
+                            {"Effect": "Allow", "Action": "secretsmanager:GetSecretValue", "Resource": sorted(secret_arns)},
+                            *_decrypt_through_secrets_manager(secrets_kms_key_arn, account),
+                        ],
                     }
                 ),
             )

@@ -70,7 +70,15 @@ class DynamoStack(TerraformStack):
             allowed_cidrs=list(env.load_balancer.allowed_cidrs),
         )
         secret_arns = [arn for arn in (env.image.pull_credentials_secret_arn, env.model.hf_token_secret_arn) if arn]
-        iam = Iam(self, "iam", name=name, account=account, secret_arns=secret_arns, task_families=["frontend", "workers", "control-plane"])
+        iam = Iam(
+            self,
+            "iam",
+            name=name,
+            account=account,
+            secret_arns=secret_arns,
+            secrets_kms_key_arn=env.secrets_kms_key_arn,
+            task_families=["frontend", "workers", "control-plane"],
+        )
 
         gpu = GpuCluster(
             self,

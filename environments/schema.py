@@ -386,6 +386,9 @@ class Environment(Model):
     load_balancer: LoadBalancer = Field(default_factory=LoadBalancer)
     logging: Logging = Field(default_factory=Logging)
     schedule: Schedule | None = Field(None, description="Scale to zero outside working hours (dev).")
+    secrets_kms_key_arn: KmsKeyArn | None = Field(
+        None, description="Customer-managed KMS key of the configured secrets; default the AWS-managed key (nothing to grant)."
+    )
 
     @property
     def stack_name(self) -> str:
@@ -434,6 +437,7 @@ def _regional_arns(env: Environment) -> list[tuple[str, str]]:
         "image.pull_credentials_secret_arn": env.image.pull_credentials_secret_arn,
         "model.hf_token_secret_arn": env.model.hf_token_secret_arn,
         "logging.alarm_topic_arn": env.logging.alarm_topic_arn,
+        "secrets_kms_key_arn": env.secrets_kms_key_arn,
     }
     return [(path, arn) for path, arn in candidates.items() if arn is not None]
 

@@ -132,9 +132,15 @@ def test_execution_role_reads_exactly_the_configured_secrets(case):
         assert policies == []
         return
     (policy,) = policies
-    (statement,) = json.loads(policy["policy"])["Statement"]
-    assert statement["Action"] == "secretsmanager:GetSecretValue"
-    assert statement["Resource"] == configured
+    read, *decrypt = json.loads(policy["policy"])["Statement"]
+    assert read["Action"] == "secretsmanager:GetSecretValue"
+    assert read["Resource"] == configured
+    if env.secrets_kms_key_arn:
+        (statement,) = decrypt
+        assert (statement["Action"], statement["Resource"]) == ("kms:Decrypt", env.secrets_kms_key_arn)
+        assert statement["Condition"]["StringEquals"]["kms:ViaService"].startswith("secretsmanager.")
+    else:
+        assert decrypt == []
 
 
 def test_no_wildcard_actions_and_instance_role_has_ecs_and_ssm(case):
