@@ -119,7 +119,7 @@ def verdict(ok: bool) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--runs", type=int, default=3, help="timed runs per variant (default 3)")
+    parser.add_argument("--runs", type=int, default=5, help="timed runs per variant (default 5)")
     parser.add_argument("--no-naive", action="store_true", help="skip the slow plain-import variant")
     args = parser.parse_args()
 

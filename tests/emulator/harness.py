@@ -152,6 +152,28 @@ def _patch_launch_template_tags() -> None:
     LaunchTemplateBackend.create_launch_template = create_launch_template
 
 
+def _patch_instance_protection_scale_in() -> None:
+    """Auto Scaling: lifting scale-in protection lets the group shrink to its desired capacity.
+
+    Real Auto Scaling keeps reconciling a group with its desired capacity, so instances
+    above it are terminated as soon as their scale-in protection is removed. Destroying a
+    group whose instances are protected (ours: managed termination protection needs it),
+    the provider sets the capacity to 0, then lifts the protection and waits for the
+    group to drain; moto 5.2 only reconciles on a capacity change and the wait times out.
+    """
+    from moto.autoscaling.models import AutoScalingBackend
+
+    protect = AutoScalingBackend.set_instance_protection
+
+    def set_instance_protection(self: Any, group_name: str, instance_ids: list[str], protected_from_scale_in: bool | None) -> None:
+        protect(self, group_name, instance_ids, protected_from_scale_in)
+        if not protected_from_scale_in:
+            group = self.autoscaling_groups[group_name]
+            group.set_desired_capacity(group.desired_capacity)
+
+    AutoScalingBackend.set_instance_protection = set_instance_protection
+
+
 def _patch_security_group_rule_descriptions() -> None:
     """EC2: a rule that references a security group keeps its description.
 
@@ -255,6 +277,7 @@ def serve(regions: list[str]) -> None:
     _patch_application_autoscaling_tags()
     _patch_ecs_create_service()
     _patch_launch_template_tags()
+    _patch_instance_protection_scale_in()
     _patch_security_group_rule_descriptions()
     _patch_listener_certificates()
     _patch_waf_external_acls()
