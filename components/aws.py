@@ -17,7 +17,7 @@ values into the bindings, so synth never sees one); any code that does
 ``import cdktf_cdktf_provider_aws`` itself *after* this module ran gets the stub, not
 the full package. If the full package was imported first, we simply use it.
 
-Two more speed-ups live here, both invisible in the output (scripts/bench.py measures them):
+Three more speed-ups live here, all invisible in the output (scripts/bench.py measures them):
 
 * The node side of loading the provider's assembly takes ~2 s, during which Python
   would sit idle. We run that one kernel call on a thread and let the importing thread

@@ -32,6 +32,7 @@ GPU_AMI_PARAMETER = "/aws/service/ecs/optimized-ami/amazon-linux-2023/gpu/recomm
 # A stand-in AMI id for when the emulator's bundled public parameters lack the GPU AMI.
 PLACEHOLDER_GPU_AMI = "ami-0123456789abcdef0"
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+PROGRESS = re.compile(r"Still (creating|destroying|modifying)\.\.\.|^\d+ Stacks? deploying ")
 
 
 # --------------------------------------------------------------------------- server
@@ -416,8 +417,30 @@ class Step:
     seconds: float
     output: str
 
-    def report(self) -> str:
-        return f"`{' '.join(self.command)}` exited {self.returncode} after {self.seconds:.0f}s:\n{self.output}"
+    def report(self, tail: int = 60) -> str:
+        """Terraform's own error messages first, then the last lines of the output."""
+        lines = [line if len(line) <= 600 else line[:600] + " ..." for line in self.output.splitlines()]
+        errors = terraform_errors(lines)
+        shown = "\n".join(lines[-tail:])
+        head = f"`{' '.join(self.command)}` exited {self.returncode} after {self.seconds:.0f}s"
+        return f"{head}\n--- Terraform's errors ---\n{errors}\n--- last {tail} lines ---\n{shown}" if errors else f"{head}:\n{shown}"
+
+
+ERROR_LINE = re.compile(r"(^|[\s│])Error: ")
+
+
+def terraform_errors(lines: list[str]) -> str:
+    """Each ``Error:`` diagnostic with the few lines that say where it comes from."""
+    blocks = []
+    for index, line in enumerate(lines):
+        if ERROR_LINE.search(line):
+            block = [line]
+            for following in lines[index + 1 : index + 8]:
+                if ERROR_LINE.search(following) or "Stacks deploying" in following or "Stack deploying" in following:
+                    break
+                block.append(following)
+            blocks.append("\n".join(block).rstrip())
+    return "\n\n".join(blocks)
 
 
 @dataclass
@@ -434,17 +457,19 @@ class Deployment:
     def stack_dir(self) -> Path:
         return self.outdir / "stacks" / self.stack
 
-    def _run(self, name: str, command: list[str], cwd: Path, timeout: int, tail: int = 12000, stream: bool = False) -> Step:
+    def _run(self, name: str, command: list[str], cwd: Path, timeout: int, stream: bool = False) -> Step:
         start = time.monotonic()
-        if stream:
-            result = subprocess.run(command, cwd=cwd, env=self.env, text=True, timeout=timeout)
-            output = ""
-        else:
-            result = subprocess.run(command, cwd=cwd, env=self.env, capture_output=True, text=True, timeout=timeout)
-            output = ANSI.sub("", result.stdout + result.stderr)
-            output = "\n".join(line for line in output.splitlines() if "Still creating..." not in line and "Still destroying..." not in line)
-            output = output[-tail:]
-        step = Step(name, command, result.returncode, time.monotonic() - start, output)
+        try:
+            result = subprocess.run(command, cwd=cwd, env=self.env, capture_output=not stream, text=True, timeout=timeout)
+            returncode, output = result.returncode, (result.stdout or "") + (result.stderr or "")
+        except subprocess.TimeoutExpired as expired:
+            returncode = -1
+            captured = expired.stdout or b""
+            output = (captured.decode(errors="replace") if isinstance(captured, bytes) else captured) + f"\n(killed after {timeout}s)"
+        output = ANSI.sub("", output)
+        # Progress lines say nothing when a step fails; the last lines do.
+        output = "\n".join(line for line in output.splitlines() if line.strip() and not PROGRESS.search(line))
+        step = Step(name, command, returncode, time.monotonic() - start, output)
         self.steps.append(step)
         return step
 
