@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import argparse
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+import pytest
 
 from tests.emulator.harness import PROJECT_DIR, Deployment, Emulator, stack_region, stage_stack
 from tests.terraform_env import offline_terraform
@@ -26,12 +29,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--env", default="dev", help="environment in environments/NAME.toml (default: dev)")
     args = parser.parse_args(argv)
     stack = f"dynamo-{args.env}"
+    # Ctrl-C (and a polite kill) tear down, even where the shell started us with SIGINT ignored.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
 
     workdir = Path(tempfile.mkdtemp(prefix="dynamo-emulate."))
     try:
         terraform = offline_terraform(workdir / "terraform")
-    except BaseException as skipped:  # offline_terraform skips (pytest) where nothing is installed
-        print(f"make emulate: {skipped}", file=sys.stderr)
+    except pytest.skip.Exception as missing:
+        print(f"make emulate: {missing}", file=sys.stderr)
         return 1
     synth = subprocess.run([sys.executable, str(PROJECT_DIR / "main.py"), "--env", args.env, "--outdir", str(workdir / "synth")], cwd=PROJECT_DIR)
     if synth.returncode != 0:
@@ -43,10 +49,11 @@ def main(argv: list[str] | None = None) -> int:
         env = emulator.env(terraform.env(), region)
         deployment = Deployment(outdir, stack, env, terraform=terraform.terraform)
         print(f"emulator: {emulator.endpoint} (moto; log {emulator.log_path})\ndeploying {stack} with cdktf ...", flush=True)
-        interrupted = False
+        interrupted = deployed = False
         try:
             deploy = deployment.deploy(stream=True)
-            if deploy.returncode != 0:
+            deployed = deploy.returncode == 0
+            if not deployed:
                 print(f"\ncdktf deploy failed (exit {deploy.returncode}); emulator errors:\n{emulator.errors() or '(none)'}", file=sys.stderr)
             else:
                 outputs = deployment.outputs()
@@ -65,10 +72,15 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             # A second Ctrl-C during the teardown would leave the emulator running.
             signal.signal(signal.SIGINT, signal.SIG_IGN)
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
             print(f"\n{'interrupted; ' if interrupted else ''}destroying {stack} ...", flush=True)
             destroy = deployment.destroy(stream=True)
-            print("destroyed; emulator stopped." if destroy.returncode == 0 else f"destroy failed (exit {destroy.returncode}); emulator stopped anyway.")
-    return 0
+    if destroy.returncode != 0:
+        print(f"destroy failed (exit {destroy.returncode}); the emulator is stopped anyway; files kept in {workdir}", file=sys.stderr)
+        return 1
+    shutil.rmtree(workdir, ignore_errors=True)
+    print("destroyed; emulator stopped.")
+    return 0 if deployed else 1
 
 
 if __name__ == "__main__":

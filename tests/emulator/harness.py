@@ -288,6 +288,8 @@ def serve(regions: list[str]) -> None:
     server = make_server("127.0.0.1", 0, DomainDispatcherApplication(create_backend_app), threaded=True)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     print(f"PORT {server.server_address[1]}", flush=True)
+    # Nobody reads the pipe after the port: anything else printed goes to the log.
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
     try:
         server.serve_forever()
     except KeyboardInterrupt:
@@ -322,6 +324,9 @@ class Emulator:
                 stdout=subprocess.PIPE,
                 stderr=log,
                 text=True,
+                # Its own session: a Ctrl-C in the terminal must not stop it before the
+                # stack on it is destroyed; stop() ends it.
+                start_new_session=True,
             )
         deadline = time.monotonic() + timeout
         assert self._process.stdout is not None
