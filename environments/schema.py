@@ -8,6 +8,7 @@ from __future__ import annotations
 import ipaddress
 import math
 import re
+import typing
 from typing import Annotated, Literal
 
 from pydantic import (
@@ -73,39 +74,20 @@ SnsTopicArn = Annotated[str, _arn(SNS_TOPIC_ARN, "arn:aws:sns:us-east-1:12345678
 KmsKeyArn = Annotated[str, _arn(KMS_KEY_ARN, "arn:aws:kms:us-east-1:123456789012:key/01234567-89ab-cdef-0123-456789abcdef")]
 
 
-def _region(value: str) -> str:
-    if value not in REGIONS:
-        raise PydanticCustomError("region", "not an AWS region; allowed: {allowed}", {"allowed": ", ".join(REGIONS)})
-    return value
+def _member_of(kind: str, allowed: typing.Collection, what: str) -> AfterValidator:
+    """Accept only values from one of the catalog's tables, listing them when not."""
+
+    def check(value):
+        if value not in allowed:
+            raise PydanticCustomError(kind, f"not {what}; allowed: {{allowed}}", {"allowed": ", ".join(map(str, allowed))})
+        return value
+
+    return AfterValidator(check)
 
 
-Region = Annotated[str, AfterValidator(_region)]
-
-
-def _instance_type(value: str) -> str:
-    if value not in GPU_INSTANCE_TYPES:
-        raise PydanticCustomError(
-            "instance_type",
-            "not a GPU instance type in environments/catalog.py; allowed: {allowed}",
-            {"allowed": ", ".join(GPU_INSTANCE_TYPES)},
-        )
-    return value
-
-
-GpuInstanceType = Annotated[str, AfterValidator(_instance_type)]
-
-
-def _retention(value: int) -> int:
-    if value not in LOG_RETENTION_DAYS:
-        raise PydanticCustomError(
-            "retention",
-            "not a CloudWatch Logs retention; allowed: {allowed}",
-            {"allowed": ", ".join(map(str, LOG_RETENTION_DAYS))},
-        )
-    return value
-
-
-RetentionDays = Annotated[int, AfterValidator(_retention)]
+Region = Annotated[str, _member_of("region", REGIONS, "an AWS region")]
+GpuInstanceType = Annotated[str, _member_of("instance_type", GPU_INSTANCE_TYPES, "a GPU instance type in environments/catalog.py")]
+RetentionDays = Annotated[int, _member_of("retention", LOG_RETENTION_DAYS, "a CloudWatch Logs retention")]
 
 
 def _ipv4_network(value: str) -> str:
