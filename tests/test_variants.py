@@ -1,0 +1,93 @@
+"""The paths no shipped environment takes: frontend on the GPU fleet, spot, internal ALB,
+HCP Terraform backend, WAF. Synthesized once from a variant of dev written here."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from environments.loader import load
+from tests.conftest import PROJECT_DIR, run_main
+from tests.stack_json import containers, one, reference_to, resources
+from tests.terraform_env import OfflineTerraform, failure, run_terraform
+
+WAF_ACL = "arn:aws:wafv2:us-east-1:123456789012:regional/webacl/dynamo/01234567-89ab-cdef-0123-456789abcdef"
+VARIANT = {
+    'name = "dev"': 'name = "variant"',
+    "[backend]\ntype = \"local\"": '[backend]\ntype = "hcp"\norganization = "example-org"\nworkspace = "dynamo-variant"',
+    'capacity = "on_demand"': 'capacity = "spot"',
+    "[frontend]": '[frontend]\nplacement = "gpu_fleet"\ncpu = 1024\nmemory = 4096',
+    "[logging]": f'[load_balancer]\ninternal = true\nallowed_cidrs = ["10.0.0.0/8"]\nwaf_acl_arn = "{WAF_ACL}"\n\n[logging]',
+}
+
+
+@pytest.fixture(scope="module")
+def variant(tmp_path_factory: pytest.TempPathFactory):
+    directory = tmp_path_factory.mktemp("variant")
+    text = (PROJECT_DIR / "environments" / "dev.toml").read_text()
+    for old, new in VARIANT.items():
+        assert old in text, old
+        text = text.replace(old, new)
+    path = directory / "variant.toml"
+    path.write_text(text)
+    result = run_main("--config", str(path), "--outdir", str(directory / "out"))
+    assert result.returncode == 0, result.stderr
+    stack_dir = directory / "out" / "stacks" / "dynamo-variant"
+    return load(path), json.loads((stack_dir / "cdk.tf.json").read_text()), stack_dir
+
+
+def test_frontend_on_the_gpu_fleet_uses_the_capacity_provider_without_gpus(variant):
+    env, stack, _ = variant
+    assert env.frontend.placement == "gpu_fleet"
+    task = one(stack, "aws_ecs_task_definition", "frontend/frontend/task")
+    assert task["requires_compatibilities"] == ["EC2"] and "ephemeral_storage" not in task
+    (container,) = containers(task)
+    assert "resourceRequirements" not in container
+    service = one(stack, "aws_ecs_service", "frontend/frontend/service")
+    assert "launch_type" not in service
+    assert service["capacity_provider_strategy"][0]["capacity_provider"] == reference_to(
+        stack, "aws_ecs_capacity_provider", "gpu-cluster/capacity-provider", "name"
+    )
+    assert service["cluster"] == reference_to(stack, "aws_ecs_cluster", "gpu-cluster/cluster", "arn")
+    target = one(stack, "aws_appautoscaling_target", "autoscaling/frontend-target")
+    assert "gpu-cluster" in target["resource_id"]
+
+
+def test_spot_fleet_uses_a_mixed_instances_policy(variant):
+    env, stack, _ = variant
+    group = one(stack, "aws_autoscaling_group", "gpu-cluster/asg")
+    policy = group["mixed_instances_policy"]
+    assert policy["instances_distribution"]["spot_allocation_strategy"] == "price-capacity-optimized"
+    assert policy["launch_template"]["override"] == [{"instance_type": env.gpu_fleet.instance_type}]
+    assert "launch_template" not in group
+    assert "instance_type" not in one(stack, "aws_launch_template", "gpu-cluster/launch-template")
+
+
+def test_internal_alb_lives_in_private_subnets_and_admits_only_the_allowed_cidrs(variant):
+    env, stack, _ = variant
+    balancer = one(stack, "aws_lb", "load-balancer/alb")
+    assert balancer["internal"] is True
+    assert all("private" in subnet for subnet in balancer["subnets"])
+    alb_group = reference_to(stack, "aws_security_group", "security-groups/alb", "id")
+    cidrs = {rule["cidr_ipv4"] for rule in resources(stack, "aws_vpc_security_group_ingress_rule").values() if rule["security_group_id"] == alb_group}
+    assert cidrs == set(env.load_balancer.allowed_cidrs)
+
+
+def test_waf_is_associated_and_the_backend_is_an_hcp_workspace(variant):
+    env, stack, _ = variant
+    (association,) = resources(stack, "aws_wafv2_web_acl_association").values()
+    assert association["web_acl_arn"] == WAF_ACL
+    assert association["resource_arn"] == reference_to(stack, "aws_lb", "load-balancer/alb", "arn")
+    cloud = stack["terraform"]["cloud"]
+    assert cloud["organization"] == "example-org"
+    assert cloud["workspaces"]["name"] == env.backend.workspace
+
+
+@pytest.mark.terraform
+def test_variant_validates(variant, terraform: OfflineTerraform):
+    _, _, stack_dir = variant
+    init = run_terraform(terraform, ["init", "-backend=false", "-input=false", "-no-color"], stack_dir)
+    assert init.returncode == 0, failure("terraform init -backend=false", init)
+    validate = run_terraform(terraform, ["validate", "-no-color"], stack_dir)
+    assert validate.returncode == 0, failure("terraform validate", validate)
