@@ -22,6 +22,7 @@ import select
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -190,6 +191,36 @@ def _patch_security_group_rule_descriptions() -> None:
     SecurityGroupRule.description = property(description)
 
 
+def _patch_idempotent_vpc_endpoint_delete() -> None:
+    """EC2: deleting a gateway endpoint twice, or after its routes are gone, succeeds.
+
+    Real EC2 removes a gateway endpoint's routes itself and answers a repeated
+    DeleteVpcEndpoints without an error. moto 5.2 deletes the routes again on every call
+    and raises InvalidRoute.NotFound when one is already gone; seen once in CI when a
+    loaded machine made the provider retry the delete.
+    """
+    from moto.ec2.exceptions import InvalidRouteError, InvalidRouteTableIdError
+    from moto.ec2.models.vpcs import VPCBackend
+
+    def delete_vpc_endpoints(self: Any, vpce_ids: list[str] | None = None) -> None:
+        for vpce_id in vpce_ids or []:
+            endpoint = self.vpc_end_points.get(vpce_id)
+            if endpoint is None or endpoint.state == "deleted":
+                continue
+            if endpoint.vpc_endpoint_type.lower() == "interface":
+                for eni_id in endpoint.network_interface_ids:
+                    self.enis.pop(eni_id, None)
+            else:
+                for route_table_id in endpoint.route_table_ids:
+                    try:
+                        self.delete_route(route_table_id, endpoint.destination_prefix_list_id)
+                    except (InvalidRouteError, InvalidRouteTableIdError):
+                        pass  # already gone: nothing left to remove
+            endpoint.state = "deleted"
+
+    VPCBackend.delete_vpc_endpoints = delete_vpc_endpoints
+
+
 def _patch_listener_certificates() -> None:
     """ELBv2: an HTTPS listener's certificate is the user's, not the emulator's.
 
@@ -265,6 +296,24 @@ def _seed_gpu_ami(regions: list[str]) -> None:
         )
 
 
+def _one_request_at_a_time(app: Any) -> Any:
+    """Serialize requests into moto's backends, which are not thread-safe.
+
+    Real AWS serializes changes per resource. moto 5.2 mutates plain dicts and lists
+    from every server thread: with three stacks deploying in parallel (and Terraform's
+    ten concurrent operations each), concurrent revokes on one security group or a
+    retried endpoint delete occasionally found a rule or route "not found" (seen in CI).
+    Connections stay threaded; only the work inside moto takes turns.
+    """
+    lock = threading.Lock()
+
+    def serialized(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        with lock:
+            return list(app(environ, start_response))
+
+    return serialized
+
+
 def serve(regions: list[str]) -> None:
     # AWS managed policies (AmazonECSTaskExecutionRolePolicy, ...) exist in every real
     # account; moto loads them only when asked.
@@ -280,12 +329,13 @@ def serve(regions: list[str]) -> None:
     _patch_launch_template_tags()
     _patch_instance_protection_scale_in()
     _patch_security_group_rule_descriptions()
+    _patch_idempotent_vpc_endpoint_delete()
     _patch_listener_certificates()
     _patch_waf_external_acls()
     _seed_gpu_ami(regions)
     # One log line per request costs time and buries the errors worth reading.
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    server = make_server("127.0.0.1", 0, DomainDispatcherApplication(create_backend_app), threaded=True)
+    server = make_server("127.0.0.1", 0, _one_request_at_a_time(DomainDispatcherApplication(create_backend_app)), threaded=True)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     print(f"PORT {server.server_address[1]}", flush=True)
     # Nobody reads the pipe after the port: anything else printed goes to the log.
