@@ -322,7 +322,19 @@ def serve(regions: list[str]) -> None:
     import signal
 
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
-    from werkzeug.serving import make_server
+    from werkzeug.serving import WSGIRequestHandler, make_server
+
+    class _OneRequestPerConnection(WSGIRequestHandler):
+        """HTTP/1.0: every response closes its connection.
+
+        With werkzeug's keep-alive, a non-idempotent call now and then reached moto twice
+        (the AWS SDK retries a request whose reused connection broke) and failed the second
+        time: AddRoleToInstanceProfile, RevokeSecurityGroupIngress, DeleteVpcEndpoints,
+        each seen once. AWS's own endpoints never drop a connection that way; on loopback a
+        new connection per request costs nothing measurable.
+        """
+
+        protocol_version = "HTTP/1.0"
 
     _patch_application_autoscaling_tags()
     _patch_ecs_create_service()
@@ -335,7 +347,13 @@ def serve(regions: list[str]) -> None:
     _seed_gpu_ami(regions)
     # One log line per request costs time and buries the errors worth reading.
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    server = make_server("127.0.0.1", 0, _one_request_at_a_time(DomainDispatcherApplication(create_backend_app)), threaded=True)
+    server = make_server(
+        "127.0.0.1",
+        0,
+        _one_request_at_a_time(DomainDispatcherApplication(create_backend_app)),
+        threaded=True,
+        request_handler=_OneRequestPerConnection,
+    )
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     print(f"PORT {server.server_address[1]}", flush=True)
     # Nobody reads the pipe after the port: anything else printed goes to the log.
