@@ -197,14 +197,13 @@ def _field_info(loc: tuple[Any, ...]) -> Any:
 
 def _allowed_fields(loc: tuple[Any, ...]) -> list[str]:
     """Field names of the model at ``loc``, so an unknown-field message can list them."""
-    model: Any = Environment
-    for part in _location(loc).split(".") if loc else []:
-        field = model.model_fields.get(part) if isinstance(model, type) and issubclass(model, BaseModel) else None
-        if field is None:
-            return []
-        model = _model_of(field.annotation)
-        if part == "backend":
-            return []
+    if not loc:
+        model: Any = Environment
+    elif _location(loc).split(".")[0] == "backend":
+        return []  # a union of backends: which one's fields to list is the user's choice
+    else:
+        field = _field_info(loc)
+        model = _model_of(field.annotation) if field is not None else None
     if isinstance(model, type) and issubclass(model, BaseModel):
         return list(model.model_fields)
     return []

@@ -8,8 +8,7 @@ from __future__ import annotations
 import ipaddress
 import math
 import re
-import typing
-from typing import Annotated, Literal
+from typing import Annotated, Collection, Literal
 
 from pydantic import (
     AfterValidator,
@@ -74,7 +73,7 @@ SnsTopicArn = Annotated[str, _arn(SNS_TOPIC_ARN, "arn:aws:sns:us-east-1:12345678
 KmsKeyArn = Annotated[str, _arn(KMS_KEY_ARN, "arn:aws:kms:us-east-1:123456789012:key/01234567-89ab-cdef-0123-456789abcdef")]
 
 
-def _member_of(kind: str, allowed: typing.Collection, what: str) -> AfterValidator:
+def _member_of(kind: str, allowed: Collection, what: str) -> AfterValidator:
     """Accept only values from one of the catalog's tables, listing them when not."""
 
     def check(value):
