@@ -18,7 +18,6 @@ import sys
 import tempfile
 from pathlib import Path
 
-from components import ProviderVersionError
 from environments.loader import ENVIRONMENTS_DIR, ConfigError, environment_files, load_all
 from environments.schema import Environment
 
@@ -112,6 +111,9 @@ def main(argv: list[str] | None = None) -> int:
     if not environments:
         print(f"no environment files in {display_path(ENVIRONMENTS_DIR)}; add one (see README: Adding an environment)", file=sys.stderr)
         return 2
+    # Imported only now: `components` prepares the jsii runtime, which a config mistake never needs.
+    from components import ProviderVersionError
+
     try:
         synthesize(environments, args.outdir)
     except ProviderVersionError as error:
@@ -135,6 +137,9 @@ def exit_now(status: int) -> None:
     sys.stdout.flush()
     sys.stderr.flush()
     atexit._run_exitfuncs()
+    # jsii's hook waits for node to exit and relays what node wrote last, so flush again.
+    sys.stdout.flush()
+    sys.stderr.flush()
     os._exit(status)
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from components.aws import provider  # noqa: E402  first: components/__init__ silences jsii's Node banner
+from components.aws import provider  # noqa: E402  first: components/__init__ prepares the jsii runtime
 
 from cdktf import App, TerraformStack  # noqa: E402
 

@@ -20,6 +20,8 @@ from tests.conftest import ENVIRONMENTS, PROJECT_DIR
 
 PACKAGE = "cdktf_cdktf_provider_aws"
 PINNED = "20.1.0"
+# components/lazy_provider_index.cjs prints a line per provider module node loads when set.
+TRACE_NODE_LOADS = "DYNAMO_ECS_TRACE_PROVIDER_LOADS"
 
 # Runs a script as __main__ and, as the very last thing before the process exits, reports
 # on stderr how many submodules of the provider package were imported (one per resource or
@@ -36,23 +38,38 @@ runpy.run_path(script, run_name="__main__")
 class CountingRun:
     """A script of the project run as __main__ in its own process, started now, awaited later."""
 
-    def __init__(self, script: str, *args: str, niceness: int = 0) -> None:
+    def __init__(self, script: str, *args: str, niceness: int = 0, trace_node_loads: bool = False) -> None:
+        env = dict(os.environ)
+        if trace_node_loads:
+            env[TRACE_NODE_LOADS] = "1"
         self.process = subprocess.Popen(
             [sys.executable, "-c", COUNTING_RUNNER, str(PROJECT_DIR / script), *args],
             cwd=PROJECT_DIR,
+            env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
             preexec_fn=(lambda: os.nice(niceness)) if niceness else None,
         )
+        self._stderr: str | None = None
+
+    def stderr(self) -> str:
+        """Waits for the process to succeed; what it wrote on stderr."""
+        if self._stderr is None:
+            _, self._stderr = self.process.communicate(timeout=600)
+            assert self.process.returncode == 0, self._stderr
+        return self._stderr
 
     def provider_modules(self) -> int:
-        """Waits for the process; the number of provider submodules it imported."""
-        _, stderr = self.process.communicate(timeout=600)
-        assert self.process.returncode == 0, stderr
-        last = stderr.strip().splitlines()[-1]
-        assert last.startswith("provider modules: "), stderr
+        """The number of provider submodules the Python side imported."""
+        last = self.stderr().strip().splitlines()[-1]
+        assert last.startswith("provider modules: "), self.stderr()
         return int(last.split(": ")[1])
+
+    def node_provider_modules(self) -> list[str]:
+        """The provider submodules the jsii kernel's node process loaded (traced runs only)."""
+        prefix = "provider submodule loaded: "
+        return [line.removeprefix(prefix) for line in self.stderr().splitlines() if line.startswith(prefix)]
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -71,10 +88,10 @@ def start_background_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str,
     runs = {}
     for name, script, args in [
         ("plain", "scripts/naive_main.py", []),  # every environment
-        ("seam", "main.py", ["--env", "prod"]),  # the largest environment, for the module count
+        ("seam", "main.py", ["--env", "prod"]),  # the largest environment, for the module counts
     ]:
         outdir = tmp_path_factory.mktemp(f"{name}-synth") / "cdktf.out"
-        runs[name] = (outdir, CountingRun(script, *args, "--outdir", str(outdir), niceness=10))
+        runs[name] = (outdir, CountingRun(script, *args, "--outdir", str(outdir), niceness=10, trace_node_loads=True))
     return runs
 
 
@@ -116,6 +133,21 @@ def test_seam_imports_only_the_modules_it_uses(background_runs: dict[str, tuple[
     assert (seam_dir / "stacks" / "dynamo-prod" / "cdk.tf.json").is_file()
     assert seam_modules < 60, f"the seam imported {seam_modules} provider submodules"
     assert plain_modules > 1000, f"the plain import loaded only {plain_modules} provider submodules"
+
+
+def test_node_loads_only_the_provider_modules_the_seam_uses(background_runs: dict[str, tuple[Path, CountingRun]]) -> None:
+    _, seam_run = background_runs["seam"]
+    loaded = seam_run.node_provider_modules()
+    assert "not shaped as expected" not in seam_run.stderr()
+    assert "provider" in loaded and "ecsService" in loaded, loaded
+    assert len(loaded) == len(set(loaded)), "a provider module was loaded twice"
+    assert len(loaded) <= seam_run.provider_modules(), "node loaded modules the Python side never imported"
+
+
+def test_plain_import_keeps_the_eager_node_load(background_runs: dict[str, tuple[Path, CountingRun]]) -> None:
+    """The reference side must be jsii as shipped: the preload is not in its node process."""
+    _, plain_run = background_runs["plain"]
+    assert plain_run.node_provider_modules() == []
 
 
 # importlib.metadata.version is what the seam asks; the fake answers for the provider only.
