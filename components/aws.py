@@ -1,6 +1,6 @@
 """The only gate to the prebuilt AWS provider bindings (cdktf-cdktf-provider-aws).
 
-Why: the package's ``__init__`` imports all ~1,500 generated resource modules, which
+Why: the package's ``__init__`` imports all ~2,100 generated resource modules, which
 costs tens of seconds and hundreds of MB per synth. Each generated submodule only
 needs the package's jsii assembly (``cdktf_cdktf_provider_aws._jsii``) to be loaded,
 so we put a bare module object carrying the real package path into ``sys.modules``
@@ -17,13 +17,19 @@ values into the bindings, so synth never sees one); any code that does
 ``import cdktf_cdktf_provider_aws`` itself *after* this module ran gets the stub, not
 the full package. If the full package was imported first, we simply use it.
 
+The node side has the same problem: the jsii kernel requires the provider's JavaScript
+index, which requires all ~2,100 generated JavaScript modules (~2.5 s, ~450 MB). The
+package's ``__init__`` (components/__init__.py) has node preload lazy_provider_index.cjs,
+which turns that index into getters, so node too loads only the classes we create.
+
 Three more speed-ups live here, all invisible in the output (scripts/bench.py measures them):
 
-* The node side of loading the provider's assembly takes ~2 s, during which Python
-  would sit idle. We run that one kernel call on a thread and let the importing thread
-  go on importing the generated submodules and our components; every other kernel
-  call waits for the load (see ``_KernelGate``). Failure mode: if the load fails, the
-  error is raised by the next kernel call instead of by the import of this module.
+* Loading the provider's assembly still costs node ~0.1 s (jsii checks its package cache
+  against the 30 MB tarball), during which Python would sit idle. We run that one kernel
+  call on a thread and let the importing thread go on importing the generated submodules
+  and our components; every other kernel call waits for the load (see ``_KernelGate``).
+  Failure mode: if the load fails, the error is raised by the next kernel call instead of
+  by the import of this module.
 * Every generated method with typed arguments runs
   ``check_type(value, typing.get_type_hints(<its type-checking stub>)[arg])`` for each
   argument and struct field: typeguard walks every value (every item of every list)

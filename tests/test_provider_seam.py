@@ -4,7 +4,7 @@ The seam is only worth having if it changes nothing but speed: every stack it
 synthesizes must be byte-identical to what the plain `import cdktf_cdktf_provider_aws`
 gives. The seam side is the session's own synth (conftest.synth_dir, `python main.py`);
 the plain side is one more process per session, scripts/naive_main.py (~15 s: it loads
-all ~1,500 generated modules, which is the point of the seam), started in the background
+all ~2,100 generated modules, which is the point of the seam), started in the background
 at the beginning of the session (see start_background_runs).
 """
 from __future__ import annotations
