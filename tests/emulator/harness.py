@@ -314,6 +314,27 @@ def _one_request_at_a_time(app: Any) -> Any:
     return serialized
 
 
+def _whole_responses() -> type:
+    """A werkzeug request handler that sends each response in one write, headers with body.
+
+    werkzeug's handler writes the headers, then the body, as two sends. Under load the
+    handler thread can wait 100 ms or more for the GIL between them, and the provider's
+    HTTP client sometimes closes the connection after reading the headers alone (seen
+    in packet captures: FIN after the headers, RST when the body arrives); the AWS SDK
+    then sends the request again. moto has already carried out the first one, so a
+    repeated write fails, e.g. a revoke finds no rule (InvalidPermission.NotFound). A
+    buffered socket writer holds the headers until werkzeug flushes after the body.
+    """
+    from werkzeug.serving import WSGIRequestHandler
+
+    class WholeResponses(WSGIRequestHandler):
+        # socketserver then gives a buffered writer instead of one send per write; the
+        # largest response our stacks cause is ~3 KB, so 64 KiB holds any of them whole.
+        wbufsize = 64 * 1024
+
+    return WholeResponses
+
+
 def serve(regions: list[str]) -> None:
     # AWS managed policies (AmazonECSTaskExecutionRolePolicy, ...) exist in every real
     # account; moto loads them only when asked.
@@ -340,6 +361,7 @@ def serve(regions: list[str]) -> None:
         0,
         _one_request_at_a_time(DomainDispatcherApplication(create_backend_app)),
         threaded=True,
+        request_handler=_whole_responses(),
     )
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     print(f"PORT {server.server_address[1]}", flush=True)
@@ -517,6 +539,7 @@ class Deployment:
     env: dict[str, str]
     terraform: str = "terraform"
     steps: list[Step] = field(default_factory=list)
+    repeated_after: list[str] = field(default_factory=list)
 
     @property
     def stack_dir(self) -> Path:
@@ -570,18 +593,21 @@ class Deployment:
         return self
 
     def _once_more_after_emulator_artefact(self, run: Callable[[], Step]) -> Step:
-        """Repeat a deploy or destroy once when it failed only on a known moto artefact.
+        """Repeat a deploy or destroy once when it failed only on a known emulator artefact.
 
-        With three stacks applying in parallel, moto 5.2 now and then answers a call for
-        something it has just created or removed as if it were already gone or already
-        there (seen: RevokeSecurityGroupEgress/Ingress InvalidPermission.NotFound,
+        These messages came from the AWS SDK repeating a request that moto had already
+        carried out (RevokeSecurityGroupEgress/Ingress InvalidPermission.NotFound,
         DeleteVpcEndpoints InvalidRoute.NotFound, AddRoleToInstanceProfile LimitExceeded),
-        about one run in five. Real AWS does not. A second apply or destroy starts from a
+        in about half of the runs, until the server sent each response in one piece (see
+        _whole_responses): none since. This stays as a net because why the client gave up
+        on those connections is not known. A second apply or destroy starts from a
         refreshed state, so a real failure fails again; the empty plan and empty state are
-        still asserted afterwards. Both attempts appear in the timings.
+        still asserted afterwards. The timings name each repeat and its reason.
         """
         step = run()
-        if step.returncode != 0 and EMULATOR_ARTEFACTS.search(step.output):
+        artefact = EMULATOR_ARTEFACTS.search(step.output) if step.returncode != 0 else None
+        if artefact:
+            self.repeated_after.append(f"{step.name} repeated after {artefact.group(0)}")
             step = run()
         return step
 
@@ -591,7 +617,8 @@ class Deployment:
 
     def timing(self) -> str:
         parts = ", ".join(f"{step.name} {step.seconds:.0f}s" for step in self.steps)
-        return f"{self.stack}: {parts}; total {sum(step.seconds for step in self.steps):.0f}s"
+        repeats = "".join(f" ({repeat})" for repeat in self.repeated_after)
+        return f"{self.stack}: {parts}; total {sum(step.seconds for step in self.steps):.0f}s{repeats}"
 
 
 if __name__ == "__main__":
