@@ -6,6 +6,7 @@ import of a jsii package (cdktf, constructs) starts, so it must happen before th
 import functools
 import os
 from pathlib import Path
+from typing import Any, Callable
 
 from jsii._kernel.providers import process as _jsii_process
 
@@ -16,7 +17,7 @@ os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 LAZY_PROVIDER_INDEX = Path(__file__).with_name("lazy_provider_index.cjs")
 
 
-def _with_lazy_provider_index(start):
+def _with_lazy_provider_index(start: Callable[[Any], None]) -> Callable[[Any], None]:
     """Wraps jsii's node start so that node preloads lazy_provider_index.cjs (why: see there).
 
     jsii starts node with a copy of this process's environment, so NODE_OPTIONS carries the
@@ -26,7 +27,7 @@ def _with_lazy_provider_index(start):
     """
 
     @functools.wraps(start)
-    def start_with_preload(self) -> None:
+    def start_with_preload(self: Any) -> None:
         before = os.environ.get("NODE_OPTIONS")
         preload = f'--require "{LAZY_PROVIDER_INDEX}"'
         os.environ["NODE_OPTIONS"] = f"{before} {preload}" if before else preload
