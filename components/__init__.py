@@ -15,6 +15,8 @@ from jsii._kernel.providers import process as _jsii_process
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 
 LAZY_PROVIDER_INDEX = Path(__file__).with_name("lazy_provider_index.cjs")
+# Set in the environment, the preload prints one line per provider module node loads.
+TRACE_PROVIDER_LOADS = "DYNAMO_ECS_TRACE_PROVIDER_LOADS"
 
 
 def _with_lazy_provider_index(start: Callable[[Any], None]) -> Callable[[Any], None]:

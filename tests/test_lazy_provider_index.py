@@ -16,9 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from components import LAZY_PROVIDER_INDEX
+from components import LAZY_PROVIDER_INDEX, TRACE_PROVIDER_LOADS
 from tests.conftest import PROJECT_DIR
-from tests.test_provider_seam import TRACE_NODE_LOADS
 
 NODE = shutil.which("node") or "node"  # jsii itself runs on it, so it is there
 
@@ -67,9 +66,9 @@ def make_package(root: Path, index: str) -> Path:
 
 
 def probe(root: Path, *, trace: bool = False) -> tuple[dict, str]:
-    env = {key: value for key, value in os.environ.items() if key not in ("NODE_OPTIONS", TRACE_NODE_LOADS)}
+    env = {key: value for key, value in os.environ.items() if key not in ("NODE_OPTIONS", TRACE_PROVIDER_LOADS)}
     if trace:
-        env[TRACE_NODE_LOADS] = "1"
+        env[TRACE_PROVIDER_LOADS] = "1"
     result = subprocess.run(
         [NODE, "--require", str(LAZY_PROVIDER_INDEX), "-e", PROBE, str(root)],
         capture_output=True, text=True, env=env, timeout=60, check=True,
@@ -115,7 +114,7 @@ components.aws.provider.AwsProvider(stack, "aws", region="us-east-1")
 @pytest.mark.parametrize("before", [None, "--max-old-space-size=3000"])
 def test_preload_reaches_the_kernel_and_node_options_are_put_back(before: str | None, tmp_path: Path) -> None:
     env = {key: value for key, value in os.environ.items() if key != "NODE_OPTIONS"}
-    env[TRACE_NODE_LOADS] = "1"
+    env[TRACE_PROVIDER_LOADS] = "1"
     if before is not None:
         env["NODE_OPTIONS"] = before
     result = subprocess.run(

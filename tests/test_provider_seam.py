@@ -10,26 +10,26 @@ at the beginning of the session (see start_background_runs).
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from components import TRACE_PROVIDER_LOADS
 from tests.conftest import ENVIRONMENTS, PROJECT_DIR
 
 PACKAGE = "cdktf_cdktf_provider_aws"
 PINNED = "20.1.0"
-# components/lazy_provider_index.cjs prints a line per provider module node loads when set.
-TRACE_NODE_LOADS = "DYNAMO_ECS_TRACE_PROVIDER_LOADS"
 
-# Runs a script as __main__ and, as the very last thing before the process exits, reports
-# on stderr how many submodules of the provider package were imported (one per resource or
-# data source, not counting the `._private` halves that publication.publish() registers).
+# Runs a script as __main__ and, as the very last thing before the process exits, names
+# on stderr the submodules of the provider package it imported (one per resource or data
+# source, not counting the `._private` halves that publication.publish() registers).
 COUNTING_RUNNER = f"""
 import atexit, runpy, sys
 script, *args = sys.argv[1:]
-atexit.register(lambda: print("provider modules:", sum(name.startswith("{PACKAGE}.") and name.count(".") == 1 for name in sys.modules), file=sys.stderr))
+atexit.register(lambda: print("provider modules:", *sorted(name.split(".")[1] for name in sys.modules if name.startswith("{PACKAGE}.") and name.count(".") == 1), file=sys.stderr))
 sys.argv = [script, *args]
 runpy.run_path(script, run_name="__main__")
 """
@@ -41,7 +41,7 @@ class CountingRun:
     def __init__(self, script: str, *args: str, niceness: int = 0, trace_node_loads: bool = False) -> None:
         env = dict(os.environ)
         if trace_node_loads:
-            env[TRACE_NODE_LOADS] = "1"
+            env[TRACE_PROVIDER_LOADS] = "1"
         self.process = subprocess.Popen(
             [sys.executable, "-c", COUNTING_RUNNER, str(PROJECT_DIR / script), *args],
             cwd=PROJECT_DIR,
@@ -60,16 +60,18 @@ class CountingRun:
             assert self.process.returncode == 0, self._stderr
         return self._stderr
 
-    def provider_modules(self) -> int:
-        """The number of provider submodules the Python side imported."""
+    def provider_modules(self) -> list[str]:
+        """The provider submodules the Python side imported (``ecs_service``)."""
         last = self.stderr().strip().splitlines()[-1]
-        assert last.startswith("provider modules: "), self.stderr()
-        return int(last.split(": ")[1])
+        assert last.startswith("provider modules:"), self.stderr()
+        return last.split()[2:]
 
     def node_provider_modules(self) -> list[str]:
-        """The provider submodules the jsii kernel's node process loaded (traced runs only)."""
+        """The provider submodules the jsii kernel's node process loaded, named as in
+        Python (node's index says ``ecsService``); traced runs only."""
         prefix = "provider submodule loaded: "
-        return [line.removeprefix(prefix) for line in self.stderr().splitlines() if line.startswith(prefix)]
+        loaded = [line.removeprefix(prefix) for line in self.stderr().splitlines() if line.startswith(prefix)]
+        return [re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower() for name in loaded]
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -105,7 +107,7 @@ def background_runs(request: pytest.FixtureRequest, tmp_path_factory: pytest.Tem
 def plain_import(background_runs: dict[str, tuple[Path, CountingRun]]) -> tuple[Path, int]:
     """(cdktf.out, provider submodules imported) of every environment through the plain import."""
     outdir, run = background_runs["plain"]
-    return outdir, run.provider_modules()
+    return outdir, len(run.provider_modules())
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
@@ -129,7 +131,7 @@ def test_seam_and_plain_import_write_the_same_files(synth_dir: Path, plain_impor
 def test_seam_imports_only_the_modules_it_uses(background_runs: dict[str, tuple[Path, CountingRun]], plain_import: tuple[Path, int]) -> None:
     _, plain_modules = plain_import
     seam_dir, seam_run = background_runs["seam"]
-    seam_modules = seam_run.provider_modules()
+    seam_modules = len(seam_run.provider_modules())
     assert (seam_dir / "stacks" / "dynamo-prod" / "cdk.tf.json").is_file()
     assert seam_modules < 60, f"the seam imported {seam_modules} provider submodules"
     assert plain_modules > 1000, f"the plain import loaded only {plain_modules} provider submodules"
@@ -139,9 +141,10 @@ def test_node_loads_only_the_provider_modules_the_seam_uses(background_runs: dic
     _, seam_run = background_runs["seam"]
     loaded = seam_run.node_provider_modules()
     assert "not shaped as expected" not in seam_run.stderr()
-    assert "provider" in loaded and "ecsService" in loaded, loaded
+    assert "provider" in loaded and "ecs_service" in loaded, loaded
     assert len(loaded) == len(set(loaded)), "a provider module was loaded twice"
-    assert len(loaded) <= seam_run.provider_modules(), "node loaded modules the Python side never imported"
+    never_imported = set(loaded) - set(seam_run.provider_modules())
+    assert not never_imported, f"node loaded modules the Python side never imported: {sorted(never_imported)}"
 
 
 def test_plain_import_keeps_the_eager_node_load(background_runs: dict[str, tuple[Path, CountingRun]]) -> None:
