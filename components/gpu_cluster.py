@@ -16,10 +16,17 @@ from components.aws import (
 # The ECS-optimized Amazon Linux 2023 GPU AMI (NVIDIA driver, container toolkit, ECS
 # agent), published by AWS as a public SSM parameter so it is never hard-coded.
 GPU_AMI_PARAMETER = "/aws/service/ecs/optimized-ami/amazon-linux-2023/gpu/recommended/image_id"
+# The vllm-runtime image runs as user dynamo, uid 1000, gid 0
+# (container/templates/vllm_runtime.Dockerfile in ai-dynamo/dynamo). The model cache is a
+# host directory mounted into the workers, so it must be writable for that user, not only
+# for root who creates it; the setgid bit keeps what the workers create in group 0.
+CONTAINER_UID = 1000
+CONTAINER_GID = 0
 
 
 def user_data(*, cluster_name: str, model_cache_path: str) -> str:
-    """Joins the cluster; keeps pulled images (the runtime is ~12 GB) and blocks IMDS for awsvpc tasks."""
+    """Joins the cluster; keeps pulled images (the runtime is ~12 GB), blocks IMDS for awsvpc
+    tasks and prepares the model cache for the image's user."""
     return "\n".join(
         [
             "#!/bin/bash",
@@ -33,7 +40,8 @@ def user_data(*, cluster_name: str, model_cache_path: str) -> str:
             "ECS_ENABLE_CONTAINER_METADATA=true",
             "ECS_ENABLE_SPOT_INSTANCE_DRAINING=true",
             "CONFIG",
-            f"mkdir -p {model_cache_path}",
+            # Creates the directory (and its parents) or, if it exists, sets its owner and mode.
+            f"install -d -m 2775 -o {CONTAINER_UID} -g {CONTAINER_GID} {model_cache_path}",
             "",
         ]
     )

@@ -3,10 +3,17 @@
 Who may talk to whom:
   clients (allowed CIDRs) -> ALB listener ports
   ALB -> frontend:8000
-  frontend -> workers (TCP 1024-65535: Dynamo's request plane uses ports the workers pick)
+  frontend -> workers:9100 (Dynamo request plane: the workers' DYN_TCP_RPC_PORT)
+  workers -> frontend:9101 (Dynamo response stream: workers connect back to the frontend
+                            and stream the tokens; the frontend's DYN_TCP_RESPONSE_STREAM_PORT)
   workers <-> workers (TCP 1024-65535: NIXL KV-cache transfer between prefill and decode)
   frontend, workers -> etcd:2379, NATS:4222
   tasks and GPU instances -> 443 anywhere (image pulls, Hugging Face, AWS APIs)
+
+Dynamo's request and response planes are pinned to fixed ports (both set in the tasks'
+environment by components/workers.py) so these rules can name one port each instead of
+every unprivileged port; measured with ai-dynamo 1.2.1 (frontend, mocker workers, etcd,
+NATS) in the twin.
 """
 from __future__ import annotations
 
@@ -19,9 +26,20 @@ ETCD_PORT = 2379
 NATS_PORT = 4222
 HTTP_PORT = 80
 HTTPS_PORT = 443
-# Dynamo's request plane, NIXL/UCX and vLLM bind unprivileged or OS-assigned ports,
-# never one below 1024, so SSH, RDP, HTTP and the other well-known ports stay closed
-# even between peers.
+# Dynamo's request plane: every endpoint a worker serves (generate,
+# worker_kv_indexer_query, ...) is on one TCP server, which binds a port of its own choosing
+# unless DYN_TCP_RPC_PORT is set (lib/runtime/src/pipeline/network/tcp/server.rs in
+# ai-dynamo/dynamo). Set on the workers only: on the frontend, 1.2.1 then fails model
+# discovery with "TCP RPC port not set" (measured).
+REQUEST_PLANE_PORT = 9100
+# Dynamo's response stream: a worker does not answer on the connection the request came
+# in on; it connects back to a TCP server the frontend runs and streams the tokens there
+# (lib/runtime/src/pipeline/network/ingress/push_handler.rs and tcp/server.rs). That
+# server binds a random port unless DYN_TCP_RESPONSE_STREAM_PORT is set on the frontend.
+RESPONSE_STREAM_PORT = 9101
+# NIXL/UCX KV-cache transfer between workers picks its own ports (not observable without
+# GPUs, so not pinned); they are unprivileged or OS-assigned, never below 1024, so SSH,
+# RDP, HTTP and the other well-known ports stay closed even between workers.
 UNPRIVILEGED_PORTS = (1024, 65535)
 
 
@@ -42,7 +60,7 @@ class SecurityGroups(Construct):
         self._vpc_id = vpc_id
         self._name = name
         self.alb = self._group("alb", "Application Load Balancer: listener ports from the allowed CIDRs")
-        self.frontend = self._group("frontend", "Dynamo frontend: HTTP from the ALB only")
+        self.frontend = self._group("frontend", "Dynamo frontend: HTTP from the ALB, response streams from the workers")
         self.workers = self._group("workers", "Dynamo vLLM workers: requests from the frontend, KV transfer between workers")
         self.control_plane = self._group("control-plane", "etcd and NATS: from the frontend and the workers only")
         self.gpu_instances = self._group("gpu-instances", "GPU container instances: no ingress, HTTPS out for the ECS agent and image pulls")
@@ -53,9 +71,24 @@ class SecurityGroups(Construct):
         self._egress("alb-to-frontend", self.alb, FRONTEND_PORT, FRONTEND_PORT, "health checks and requests", peer=self.frontend)
         self._ingress("frontend-from-alb", self.frontend, FRONTEND_PORT, FRONTEND_PORT, "requests from the ALB", peer=self.alb)
 
-        self._ingress("workers-from-frontend", self.workers, *UNPRIVILEGED_PORTS, "Dynamo request plane", peer=self.frontend)
+        # Descriptions: AWS allows no apostrophe or ">" in them.
+        self._ingress(
+            "workers-from-frontend", self.workers, REQUEST_PLANE_PORT, REQUEST_PLANE_PORT,
+            "Dynamo request plane: requests from the frontend to DYN_TCP_RPC_PORT", peer=self.frontend,
+        )
+        self._egress(
+            "frontend-to-workers", self.frontend, REQUEST_PLANE_PORT, REQUEST_PLANE_PORT,
+            "Dynamo request plane: the frontend sends requests to DYN_TCP_RPC_PORT of the workers", peer=self.workers,
+        )
+        self._ingress(
+            "frontend-from-workers", self.frontend, RESPONSE_STREAM_PORT, RESPONSE_STREAM_PORT,
+            "Dynamo response stream: workers stream tokens back to the frontend", peer=self.workers,
+        )
+        self._egress(
+            "workers-to-frontend", self.workers, RESPONSE_STREAM_PORT, RESPONSE_STREAM_PORT,
+            "Dynamo response stream: tokens back to DYN_TCP_RESPONSE_STREAM_PORT of the frontend", peer=self.frontend,
+        )
         self._ingress("workers-from-workers", self.workers, *UNPRIVILEGED_PORTS, "NIXL KV-cache transfer", peer=self.workers)
-        self._egress("frontend-to-workers", self.frontend, *UNPRIVILEGED_PORTS, "Dynamo request plane", peer=self.workers)
         self._egress("workers-to-workers", self.workers, *UNPRIVILEGED_PORTS, "NIXL KV-cache transfer", peer=self.workers)
 
         for client_name, client in (("frontend", self.frontend), ("workers", self.workers)):

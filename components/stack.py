@@ -16,12 +16,18 @@ from components.load_balancer import LoadBalancer
 from components.network import Network
 from components.observability import Alarms, LogGroups
 from components.security_groups import HTTP_PORT, HTTPS_PORT, SecurityGroups
-from components.workers import Frontend, GpuWorkers, dynamo_environment, secrets_for, worker_command
+from components.workers import Frontend, GpuWorkers, dynamo_environment, frontend_command, secrets_for, worker_command
 from environments.schema import Environment, HcpBackend, S3Backend as S3BackendConfig
 
-# Long enough for workers to load a model and for the frontend to discover it; until
-# then the ALB sees 503 from /health and ECS must not replace the frontend for it.
-FRONTEND_HEALTH_GRACE_SECONDS = 900
+# The ALB's /health check proves that the frontend's HTTP server runs and has finished its
+# first discovery scan: Dynamo 1.2.1 answers 200 {"status":"healthy","endpoints":[],
+# "instances":[]} within seconds of starting, even with no worker registered
+# (lib/llm/src/http/service/health.rs in ai-dynamo/dynamo; measured). It does not prove a
+# model is served: until a worker registers, /v1/models is empty and completions get 404
+# "model not found", and an ALB matcher sees only the status code, so a model-aware check
+# is not possible there. The grace therefore covers only the frontend's start and the
+# ALB's healthy_threshold (2) x interval (15 s), not a model load.
+FRONTEND_HEALTH_GRACE_SECONDS = 120
 
 
 class DynamoStack(TerraformStack):
@@ -149,12 +155,20 @@ class DynamoStack(TerraformStack):
             capacity_provider=gpu.capacity_provider_name if frontend_on_fleet else None,
             image=env.image.reference,
             repository_credentials_arn=env.image.pull_credentials_secret_arn,
-            router_mode=env.frontend.router_mode,
+            command=frontend_command(
+                router_mode=env.frontend.router_mode,
+                # Each KV router tracks only the requests it routed itself; with several
+                # frontends they share their view of the workers' load through NATS.
+                # max_count, not count: autoscaling adds frontends to a running stack.
+                router_replica_sync=env.frontend.router_mode == "kv" and env.frontend.max_count > 1,
+                migration_limit=env.frontend.migration_limit,
+            ),
             cpu=env.frontend.cpu,
             memory=env.frontend.memory,
             ephemeral_storage_gib=env.frontend.ephemeral_storage_gib,
             desired_count=env.frontend.count,
             environment=environment,
+            secrets=secrets_for(hf_token_secret_arn=env.model.hf_token_secret_arn),
             target_group_arn=balancer.target_group_arn,
             health_check_grace_seconds=FRONTEND_HEALTH_GRACE_SECONDS,
             log_group=logs.names["frontend"],
@@ -184,6 +198,7 @@ class DynamoStack(TerraformStack):
                 repository_credentials_arn=env.image.pull_credentials_secret_arn,
                 command=worker_command(
                     model=env.model.name,
+                    served_model_name=env.model.served_model_name,
                     tensor_parallel_size=env.model.tensor_parallel_size,
                     disaggregation_mode=role if env.mode == "disaggregated" else None,
                     # The KV router learns cache contents from the workers that own KV blocks

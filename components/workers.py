@@ -7,12 +7,20 @@ from typing import Any
 from constructs import Construct
 
 from components.container import container_definition, http_health_check
-from components.security_groups import FRONTEND_PORT
+from components.security_groups import FRONTEND_PORT, REQUEST_PLANE_PORT, RESPONSE_STREAM_PORT
 from components.aws import ecs_task_definition
 from components.service import TaskService
 
 # The worker's system server (/health, /live, /metrics) listens here when DYN_SYSTEM_PORT is set.
 SYSTEM_PORT = 9090
+# Without this the worker's /health answers 503 {"status":"notready"} forever, even while
+# it serves (measured with dynamo.mocker 1.2.1), and ECS would replace every worker once
+# its health-check budget ran out. With it, /health turns 200 "ready" as soon as the
+# worker's generate endpoint is registered, which is after its model has loaded. Prefill
+# workers serve an endpoint named generate too (component "prefill"; measured). Dynamo's
+# own Kubernetes configs set the same value (dynamo/planner/tests/manual/perf_test_configs/
+# agg_8b.yaml in the ai-dynamo 1.2.1 package; docs/observability/health-checks.md upstream).
+ENDPOINT_HEALTH_STATUS = json.dumps(["generate"], separators=(",", ":"))
 # vLLM publishes KV-cache events here for the KV-aware router; each awsvpc task has its
 # own address, so every worker can use the same port.
 KV_EVENTS_PORT = 20080
@@ -27,13 +35,19 @@ WORKER_HEALTH_RETRIES = 10
 STOP_TIMEOUT = 120
 
 
-def frontend_command(*, router_mode: str) -> list[str]:
-    return ["python3", "-m", "dynamo.frontend", "--router-mode", router_mode, "--http-port", str(FRONTEND_PORT)]
+def frontend_command(*, router_mode: str, router_replica_sync: bool, migration_limit: int) -> list[str]:
+    command = ["python3", "-m", "dynamo.frontend", "--router-mode", router_mode, "--http-port", str(FRONTEND_PORT)]
+    if router_replica_sync:
+        command.append("--router-replica-sync")
+    if migration_limit > 0:
+        command += ["--migration-limit", str(migration_limit)]
+    return command
 
 
 def worker_command(
     *,
     model: str,
+    served_model_name: str | None,
     tensor_parallel_size: int,
     disaggregation_mode: str | None,
     publish_kv_events: bool,
@@ -42,6 +56,10 @@ def worker_command(
 ) -> list[str]:
     """``disaggregation_mode`` is "prefill", "decode" or None (aggregated)."""
     command = ["python3", "-m", "dynamo.vllm", "--model", model, "--tensor-parallel-size", str(tensor_parallel_size)]
+    if served_model_name is not None:
+        # dynamo.vllm registers the model under vLLM's served_model_name when one is given
+        # (dynamo/vllm/args.py, update_dynamo_config_with_engine, in ai-dynamo 1.2.1).
+        command += ["--served-model-name", served_model_name]
     if max_model_len is not None:
         command += ["--max-model-len", str(max_model_len)]
     if disaggregation_mode is not None:
@@ -78,12 +96,13 @@ class Frontend(Construct):
         capacity_provider: str | None,
         image: str,
         repository_credentials_arn: str | None,
-        router_mode: str,
+        command: list[str],
         cpu: int,
         memory: int,
         ephemeral_storage_gib: int,
         desired_count: int,
         environment: dict[str, str],
+        secrets: dict[str, str],
         target_group_arn: str,
         health_check_grace_seconds: int,
         log_group: str,
@@ -113,11 +132,21 @@ class Frontend(Construct):
             container=container_definition(
                 name="frontend",
                 image=image,
-                command=frontend_command(router_mode=router_mode),
-                environment=environment,
+                command=command,
+                environment={
+                    **environment,
+                    # Workers connect back to the frontend to stream tokens; pinned so the
+                    # security groups can admit them on this one port (see security_groups.py).
+                    # Never DYN_TCP_RPC_PORT here: on the frontend, 1.2.1 then fails model
+                    # discovery ("TCP RPC port not set"; measured).
+                    "DYN_TCP_RESPONSE_STREAM_PORT": str(RESPONSE_STREAM_PORT),
+                },
+                # Only HF_TOKEN, if any: the frontend downloads the model's config and
+                # tokenizer itself, never its weights (see secrets_for).
+                secrets=secrets,
                 ports=[FRONTEND_PORT],
-                # /live answers as soon as the server runs; /health stays 503 until a
-                # model is discovered, which is for the ALB to judge, not for ECS to kill.
+                # /live answers as soon as the HTTP server runs: all ECS needs to know the
+                # process is alive. Whether it serves is the ALB's /health check (stack.py).
                 health_check=http_health_check(FRONTEND_PORT, "/live", start_period=60),
                 repository_credentials_arn=repository_credentials_arn,
                 log_group=log_group,
@@ -190,6 +219,11 @@ class GpuWorkers(Construct):
                     **environment,
                     "DYN_SYSTEM_PORT": str(SYSTEM_PORT),
                     "DYN_SYSTEM_ENABLED": "true",
+                    "DYN_SYSTEM_USE_ENDPOINT_HEALTH_STATUS": ENDPOINT_HEALTH_STATUS,
+                    # The request-plane server of every endpoint this worker serves
+                    # (generate, worker_kv_indexer_query, ...) listens here instead of on a
+                    # port of its own choosing, so the frontend's rule names one port.
+                    "DYN_TCP_RPC_PORT": str(REQUEST_PLANE_PORT),
                     "HF_HOME": MODEL_CACHE_MOUNT,
                 },
                 secrets=secrets,
@@ -210,4 +244,10 @@ class GpuWorkers(Construct):
 
 
 def secrets_for(*, hf_token_secret_arn: str | None) -> dict[str, Any]:
+    """HF_TOKEN for the workers (weights) and the frontend, which downloads a gated model's
+    config and tokenizer itself: with the default Rust preprocessor through
+    ModelDeploymentCard::download_config (lib/llm/src/model_card.rs upstream, compiled into
+    dynamo/_core.abi3.so), with --dyn-chat-processor vllm through
+    fetch_model(source_path, ignore_weights=True) (dynamo/frontend/vllm_processor.py:788 in
+    ai-dynamo 1.2.1; sglang_processor.py:646 likewise)."""
     return {"HF_TOKEN": hf_token_secret_arn} if hf_token_secret_arn else {}

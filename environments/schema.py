@@ -101,6 +101,8 @@ Cidr = Annotated[str, AfterValidator(_ipv4_network)]
 ImageTag = Annotated[str, Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")]
 ImageReference = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9._/:-]*[a-z0-9](:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?$")]
 Cron = Annotated[str, Field(pattern=r"^cron\([^()]+\)$")]
+# A Hugging Face id ("org/name") or a name clients send; one command-line token.
+ModelName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._/-]*$")]
 
 
 def _problem(path: str, message: str) -> tuple[str, str]:
@@ -240,7 +242,11 @@ class Image(Model):
 
 
 class ModelConfig(Model):
-    name: str = Field("Qwen/Qwen3-0.6B", pattern=r"^[A-Za-z0-9][A-Za-z0-9._/-]*$", description="Hugging Face model id served by vLLM.")
+    name: ModelName = Field("Qwen/Qwen3-0.6B", description="Hugging Face model id served by vLLM.")
+    served_model_name: ModelName | None = Field(
+        None,
+        description="Model name clients send in requests (vLLM --served-model-name); default the Hugging Face id.",
+    )
     hf_token_secret_arn: SecretArn | None = Field(None, description="Secrets Manager secret holding HF_TOKEN for gated models.")
     tensor_parallel_size: int = Field(1, ge=1, le=8, description="vLLM tensor parallel size; must equal the GPUs per worker.")
     max_model_len: int | None = Field(None, ge=256, description="vLLM --max-model-len; default the model's own.")
@@ -280,6 +286,17 @@ class Frontend(Scaling):
     memory: int = Field(8192, ge=512, le=122880, description="Memory in MiB.")
     ephemeral_storage_gib: int = Field(100, ge=21, le=200, description="Fargate ephemeral storage; the runtime image alone is ~12 GB compressed.")
     router_mode: Literal["kv", "round-robin", "random"] = Field("kv", description="Dynamo router: `kv` routes by KV-cache overlap.")
+    migration_limit: int = Field(
+        3,
+        ge=0,
+        le=10,
+        description=(
+            "Times a request may move to another worker when its worker goes away (Dynamo --migration-limit); 0 turns it off, "
+            "and a request on a worker that dies fails. Workers die on crashes, scale-in and rollouts (they roll in place, "
+            "maximumPercent 100), not only on spot interruption. Cost: the frontend keeps the tokens of in-flight requests, "
+            "and a moved request runs its prefill again elsewhere."
+        ),
+    )
     cpu_target_percent: int = Field(60, ge=10, le=90, description="Target tracking on average CPU.")
     requests_per_target: int = Field(200, ge=1, le=100000, description="Target tracking on ALB requests per target (per minute).")
 
