@@ -96,6 +96,8 @@ CASES: dict[str, Case] = {
     "image_tag_empty": single("image_tag_empty.toml", "image.tag"),
     "image_tag_with_spaces": single("image_tag_with_spaces.toml", "image.tag"),
     "vllm_argument_with_space": single("vllm_argument_with_space.toml", "model.extra_vllm_args.0"),
+    "served_model_name_with_space": single("served_model_name_with_space.toml", "model.served_model_name"),
+    "migration_limit_above_maximum": single("migration_limit_above_maximum.toml", "frontend.migration_limit"),
     "idle_timeout_above_alb_maximum": single("idle_timeout_above_alb_maximum.toml", "load_balancer.idle_timeout_seconds"),
     "idle_timeout_zero": single("idle_timeout_zero.toml", "load_balancer.idle_timeout_seconds"),
     "log_retention_not_allowed": single("log_retention_not_allowed.toml", "logging.retention_days"),

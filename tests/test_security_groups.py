@@ -1,4 +1,5 @@
-"""Every ingress rule of every stack: nothing open to the internet but a public ALB's listeners."""
+"""Every ingress rule of every stack: nothing open to the internet but a public ALB's
+listeners, and between the frontend and the workers exactly the flows Dynamo uses."""
 from __future__ import annotations
 
 import re
@@ -7,7 +8,9 @@ from typing import Any
 
 import pytest
 
+from environments.loader import ENVIRONMENTS_DIR, load
 from tests.conftest import ENVIRONMENTS
+from tests.stack_json import containers, environment_of, one
 
 OPEN_CIDRS = {"0.0.0.0/0", "::/0"}
 REFERENCE = re.compile(r"^\$\{([a-z0-9_]+)\.([^.}]+)\.(?:id|arn)\}$")
@@ -175,3 +178,41 @@ def test_the_default_security_group_is_empty(environment: str, stacks: dict[str,
     assert groups, "the VPC's default security group is not managed (its allow-all rules would remain)"
     for name, group in groups.items():
         assert not group.get("ingress") and not group.get("egress"), f"aws_default_security_group.{name} must have no rules"
+
+
+def _service_group(stack: dict[str, Any], service: str) -> str:
+    (group,) = one(stack, "aws_ecs_service", f"{service}/{service}/service")["network_configuration"]["security_groups"]
+    return referenced(group)
+
+
+def _environment(stack: dict[str, Any], service: str) -> dict[str, str]:
+    (container,) = containers(one(stack, "aws_ecs_task_definition", f"{service}/{service}/task"))
+    return environment_of(container)
+
+
+@pytest.mark.parametrize("environment", ENVIRONMENTS)
+def test_frontend_and_workers_admit_exactly_the_flows_dynamo_uses(environment: str, stacks: dict[str, dict]) -> None:
+    """Every ingress into the frontend's and the workers' groups is one of Dynamo's flows, each
+    on the port the receiving process is told to listen on, and every such flow is admitted."""
+    stack = stacks[environment]
+    roles = list(load(ENVIRONMENTS_DIR / f"{environment}.toml").gpu_workers())
+    frontend_group = _service_group(stack, "frontend")
+    (workers_group,) = {_service_group(stack, role) for role in roles}
+    (alb_group,) = {referenced(group) for group in one(stack, "aws_lb", "load-balancer/alb")["security_groups"]}
+    (frontend,) = containers(one(stack, "aws_ecs_task_definition", "frontend/frontend/task"))
+    (http_port,) = [mapping["containerPort"] for mapping in frontend["portMappings"]]
+    response_stream = int(environment_of(frontend)["DYN_TCP_RESPONSE_STREAM_PORT"])
+    (request_plane,) = {int(_environment(stack, role)["DYN_TCP_RPC_PORT"]) for role in roles}
+    expected = {
+        (frontend_group, http_port, http_port, alb_group),  # requests and health checks from the ALB
+        (frontend_group, response_stream, response_stream, workers_group),  # workers stream tokens back
+        (workers_group, request_plane, request_plane, frontend_group),  # requests to the workers
+        (workers_group, 1024, 65535, workers_group),  # NIXL KV transfer: ports not pinned, not observable without GPUs
+    }
+    admitted = {
+        (rule.group, rule.from_port, rule.to_port, rule.source)
+        for rule in ingress_rules(stack)
+        if rule.group in (frontend_group, workers_group) and rule.protocol == "tcp"
+    }
+    assert admitted == expected
+    assert all(rule.protocol == "tcp" for rule in ingress_rules(stack) if rule.group in (frontend_group, workers_group))

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 
 import pytest
 
@@ -11,6 +12,9 @@ from tests.conftest import ENVIRONMENTS
 from tests.stack_json import construct_path, containers, environment_of, one, reference_to, resources
 
 FRONTEND_PORT = 8000
+# The user the vllm-runtime image runs as (container/templates/vllm_runtime.Dockerfile in
+# ai-dynamo/dynamo): what the workers write the Hugging Face cache as.
+IMAGE_UID, IMAGE_GID = 1000, 0
 
 
 @pytest.fixture(scope="module", params=ENVIRONMENTS)
@@ -21,6 +25,28 @@ def case(request: pytest.FixtureRequest, stacks: dict[str, dict]) -> tuple[Envir
 
 def gpu_roles(env: Environment) -> list[str]:
     return list(env.gpu_workers())
+
+
+def security_groups(stack: dict) -> dict[str, str]:
+    return {name: reference_to(stack, "aws_security_group", f"security-groups/{name}", "id") for name in ("alb", "frontend", "workers", "control-plane")}
+
+
+def rules_between(stack: dict, direction: str, group: str, peer: str) -> list[dict]:
+    """``direction`` "ingress": rules of ``group`` admitting ``peer``; "egress": rules of ``group`` reaching ``peer``."""
+    return [
+        rule
+        for rule in resources(stack, f"aws_vpc_security_group_{direction}_rule").values()
+        if rule["security_group_id"] == group and rule.get("referenced_security_group_id") == peer
+    ]
+
+
+def frontend_container(stack: dict) -> dict:
+    (container,) = containers(one(stack, "aws_ecs_task_definition", "frontend/frontend/task"))
+    return container
+
+
+def worker_containers(env: Environment, stack: dict) -> dict[str, dict]:
+    return {role: containers(one(stack, "aws_ecs_task_definition", f"{role}/{role}/task"))[0] for role in gpu_roles(env)}
 
 
 # --- naming, tags, backend ---------------------------------------------------------
@@ -72,6 +98,7 @@ def test_required_environments_have_their_promised_shape(stacks):
     assert prod.network.az_count == 3 and prod.network.nat == "per_az" and prod.model.tensor_parallel_size == 2
     assert prod.gpu_fleet.instance.gpus > 1 and prod.load_balancer.certificate_arn and prod.load_balancer.deletion_protection
     assert prod.load_balancer.access_logs and prod.backend.type in ("s3", "hcp")
+    assert prod.model.hf_token_secret_arn and not dev.model.hf_token_secret_arn
     assert prod.logging.retention_days > staging.logging.retention_days > dev.logging.retention_days
 
 
@@ -113,12 +140,54 @@ def test_only_the_alb_reaches_the_frontend_and_only_dynamo_reaches_etcd_and_nats
     assert sources("control-plane", 2379) == {group["frontend"], group["workers"]}
     assert sources("control-plane", 4222) == {group["frontend"], group["workers"]}
     assert group["workers"] in sources("workers", 5600), "workers must reach each other for NIXL KV transfer"
+    response_stream = int(environment_of(frontend_container(stack))["DYN_TCP_RESPONSE_STREAM_PORT"])
+    assert sources("frontend", response_stream) == {group["workers"]}
     listener_ports = {80, 443} if env.load_balancer.certificate_arn else {80}
     alb_rules = [rule for rule in ingress if rule["security_group_id"] == group["alb"]]
     assert {rule["from_port"] for rule in alb_rules} == listener_ports
     assert {rule["cidr_ipv4"] for rule in alb_rules} == set(env.load_balancer.allowed_cidrs)
     open_to_world = [rule for rule in ingress if rule.get("cidr_ipv4") == "0.0.0.0/0" and rule["security_group_id"] != group["alb"]]
     assert open_to_world == []
+
+
+def test_workers_stream_tokens_back_to_the_frontend_on_its_response_stream_port(case):
+    """Dynamo's workers connect back to the frontend to stream tokens; both sides of that flow
+    must allow exactly the port the frontend is told to listen on."""
+    _, stack = case
+    group = security_groups(stack)
+    port = int(environment_of(frontend_container(stack))["DYN_TCP_RESPONSE_STREAM_PORT"])
+    (inbound,) = rules_between(stack, "ingress", group["frontend"], group["workers"])
+    (outbound,) = rules_between(stack, "egress", group["workers"], group["frontend"])
+    for rule in (inbound, outbound):
+        assert (rule["ip_protocol"], rule["from_port"], rule["to_port"]) == ("tcp", port, port)
+        assert "response stream" in rule["description"]
+    assert port != FRONTEND_PORT and port >= 1024
+
+
+def test_the_frontend_reaches_the_workers_only_on_their_request_plane_port(case):
+    env, stack = case
+    group = security_groups(stack)
+    ports = {environment_of(container)["DYN_TCP_RPC_PORT"] for container in worker_containers(env, stack).values()}
+    (port,) = {int(value) for value in ports}  # one security group for every worker: one port
+    (inbound,) = rules_between(stack, "ingress", group["workers"], group["frontend"])
+    (outbound,) = rules_between(stack, "egress", group["frontend"], group["workers"])
+    for rule in (inbound, outbound):
+        assert (rule["ip_protocol"], rule["from_port"], rule["to_port"]) == ("tcp", port, port)
+        assert "request plane" in rule["description"]
+    assert "DYN_TCP_RPC_PORT" not in environment_of(frontend_container(stack)), "on the frontend it breaks model discovery"
+
+
+def test_every_new_dynamo_flow_rule_has_its_own_description(case):
+    _, stack = case
+    group = security_groups(stack)
+    pairs = [("frontend", "workers"), ("workers", "frontend")]
+    descriptions = [
+        rule["description"]
+        for first, second in pairs
+        for direction in ("ingress", "egress")
+        for rule in rules_between(stack, direction, group[first], group[second])
+    ]
+    assert len(descriptions) == 4 and len(set(descriptions)) == 4, descriptions
 
 
 # --- IAM ---------------------------------------------------------------------------
@@ -170,6 +239,20 @@ def test_launch_template_uses_the_gpu_ami_parameter_imdsv2_and_an_encrypted_root
     script = template["user_data"]
     assert script.startswith("${base64encode(") and f"ECS_CLUSTER={env.stack_name}-gpu" in script
     assert "ECS_ENABLE_GPU_SUPPORT=true" in script and "ECS_AWSVPC_BLOCK_IMDS=true" in script
+
+
+def test_the_model_cache_is_writable_for_the_image_user(case):
+    env, stack = case
+    script = one(stack, "aws_launch_template", "gpu-cluster/launch-template")["user_data"]
+    lines = script.removeprefix('${base64encode("').removesuffix('")}').split("\\n")
+    (line,) = [line for line in lines if env.gpu_fleet.model_cache_path in line]
+    command = shlex.split(line)
+    assert command[:2] == ["install", "-d"] and command[-1] == env.gpu_fleet.model_cache_path
+    options = dict(zip(command[2:-1:2], command[3:-1:2]))
+    assert (options["-o"], options["-g"]) == (str(IMAGE_UID), str(IMAGE_GID))
+    assert int(options["-m"], 8) & 0o070 == 0o070, "the group (gid 0, the image's group) writes too"
+    for container in worker_containers(env, stack).values():
+        assert "user" not in container, "the workers run as the image's own user"
 
 
 def test_autoscaling_group_and_capacity_provider(case):
@@ -243,6 +326,10 @@ def test_gpu_workers_request_gpus_and_run_dynamo_vllm(case):
         else:
             assert "--disaggregation-mode" not in command
         assert command[len(command) - len(env.model.extra_vllm_args):] == list(env.model.extra_vllm_args) or not env.model.extra_vllm_args
+        if env.model.served_model_name:
+            assert command[command.index("--served-model-name") + 1] == env.model.served_model_name
+        else:
+            assert "--served-model-name" not in command
         assert container["linuxParameters"]["sharedMemorySize"] == worker.shared_memory_mib
         assert {"name": "memlock", "softLimit": -1, "hardLimit": -1} in container["ulimits"]
         assert container["privileged"] is False
@@ -264,6 +351,14 @@ def test_workers_serve_health_on_the_system_port_with_a_long_start_up_grace(case
         assert probe["startPeriod"] + probe["retries"] * probe["interval"] >= 600
 
 
+def test_workers_report_ready_once_their_generate_endpoint_is_registered(case):
+    """Without DYN_SYSTEM_USE_ENDPOINT_HEALTH_STATUS a 1.2.1 worker's /health stays 503."""
+    env, stack = case
+    for container in worker_containers(env, stack).values():
+        endpoints = json.loads(environment_of(container)["DYN_SYSTEM_USE_ENDPOINT_HEALTH_STATUS"])
+        assert isinstance(endpoints, list) and "generate" in endpoints
+
+
 def test_every_dynamo_process_finds_etcd_and_nats_by_name(case):
     env, stack = case
     namespace = f"{env.stack_name}.local"
@@ -275,9 +370,10 @@ def test_every_dynamo_process_finds_etcd_and_nats_by_name(case):
 
 
 def test_hf_token_arrives_as_a_secret_never_as_plain_environment(case):
+    """The workers download weights, the frontend a gated model's config and tokenizer:
+    both get HF_TOKEN when one is configured, and nothing else."""
     env, stack = case
-    for role in gpu_roles(env):
-        (container,) = containers(one(stack, "aws_ecs_task_definition", f"{role}/{role}/task"))
+    for container in [frontend_container(stack), *worker_containers(env, stack).values()]:
         assert "HF_TOKEN" not in environment_of(container)
         secrets = {item["name"]: item["valueFrom"] for item in container["secrets"]}
         expected = {"HF_TOKEN": env.model.hf_token_secret_arn} if env.model.hf_token_secret_arn else {}
@@ -300,7 +396,27 @@ def test_frontend_runs_the_kv_router_behind_the_alb(case):
     (attachment,) = service["load_balancer"]
     assert attachment["container_port"] == FRONTEND_PORT
     assert attachment["target_group_arn"] == reference_to(stack, "aws_lb_target_group", "load-balancer/frontend", "arn")
-    assert service["health_check_grace_period_seconds"] >= 600
+    # The frontend serves /health within seconds of starting, with or without workers; the
+    # grace covers that and the ALB's healthy threshold, not a model load.
+    health = one(stack, "aws_lb_target_group", "load-balancer/frontend")["health_check"]
+    assert service["health_check_grace_period_seconds"] == 120
+    assert service["health_check_grace_period_seconds"] > health["healthy_threshold"] * health["interval"]
+
+
+def test_several_kv_routers_share_their_state(case):
+    env, stack = case
+    command = frontend_container(stack)["command"]
+    expected = env.frontend.router_mode == "kv" and env.frontend.max_count > 1
+    assert ("--router-replica-sync" in command) is expected
+
+
+def test_requests_move_to_another_worker_when_theirs_goes_away(case):
+    env, stack = case
+    command = frontend_container(stack)["command"]
+    if env.frontend.migration_limit > 0:
+        assert command[command.index("--migration-limit") + 1] == str(env.frontend.migration_limit)
+    else:
+        assert "--migration-limit" not in command
 
 
 def test_services_roll_safely(case):

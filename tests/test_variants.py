@@ -1,5 +1,6 @@
 """The paths no shipped environment takes: frontend on the GPU fleet, spot, internal ALB,
-HCP Terraform backend, WAF. Synthesized once from a variant of dev written here."""
+HCP Terraform backend, WAF, a served model name, a single frontend without request
+migration. Synthesized once from a variant of dev written here."""
 from __future__ import annotations
 
 import json
@@ -17,7 +18,9 @@ VARIANT = {
     'name = "dev"': 'name = "variant"',
     "[backend]\ntype = \"local\"": '[backend]\ntype = "hcp"\norganization = "example-org"\nworkspace = "dynamo-variant"',
     'capacity = "on_demand"': 'capacity = "spot"',
-    "[frontend]": '[frontend]\nplacement = "gpu_fleet"\ncpu = 1024\nmemory = 4096',
+    "[model]": '[model]\nserved_model_name = "qwen3-small"',
+    "[frontend]": '[frontend]\nplacement = "gpu_fleet"\ncpu = 1024\nmemory = 4096\nmigration_limit = 0',
+    "max_count = 2\n\n[decode]": "max_count = 1\n\n[decode]",
     "[logging]": f'[load_balancer]\ninternal = true\nallowed_cidrs = ["10.0.0.0/8"]\nwaf_acl_arn = "{WAF_ACL}"\n\n[logging]',
 }
 
@@ -52,6 +55,24 @@ def test_frontend_on_the_gpu_fleet_uses_the_capacity_provider_without_gpus(varia
     assert service["cluster"] == reference_to(stack, "aws_ecs_cluster", "gpu-cluster/cluster", "arn")
     target = one(stack, "aws_appautoscaling_target", "autoscaling/frontend-target")
     assert "gpu-cluster" in target["resource_id"]
+
+
+def test_workers_serve_the_configured_model_name(variant):
+    env, stack, _ = variant
+    assert env.model.served_model_name
+    for role in env.gpu_workers():
+        (container,) = containers(one(stack, "aws_ecs_task_definition", f"{role}/{role}/task"))
+        command = container["command"]
+        assert command[command.index("--model") + 1] == env.model.name
+        assert command[command.index("--served-model-name") + 1] == env.model.served_model_name
+
+
+def test_one_frontend_without_migration_runs_neither_replica_sync_nor_migration(variant):
+    env, stack, _ = variant
+    assert (env.frontend.router_mode, env.frontend.max_count, env.frontend.migration_limit) == ("kv", 1, 0)
+    (container,) = containers(one(stack, "aws_ecs_task_definition", "frontend/frontend/task"))
+    assert "--router-replica-sync" not in container["command"]
+    assert "--migration-limit" not in container["command"]
 
 
 def test_spot_fleet_uses_a_mixed_instances_policy(variant):
