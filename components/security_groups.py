@@ -60,7 +60,10 @@ class SecurityGroups(Construct):
         self._vpc_id = vpc_id
         self._name = name
         self.alb = self._group("alb", "Application Load Balancer: listener ports from the allowed CIDRs")
-        self.frontend = self._group("frontend", "Dynamo frontend: HTTP from the ALB, response streams from the workers")
+        # AWS cannot change a group's description in place: a new one replaces the group,
+        # which an applied stack cannot do while tasks use it. The rules' descriptions
+        # carry what the group admits; this text stays as first deployed.
+        self.frontend = self._group("frontend", "Dynamo frontend: HTTP from the ALB only")
         self.workers = self._group("workers", "Dynamo vLLM workers: requests from the frontend, KV transfer between workers")
         self.control_plane = self._group("control-plane", "etcd and NATS: from the frontend and the workers only")
         self.gpu_instances = self._group("gpu-instances", "GPU container instances: no ingress, HTTPS out for the ECS agent and image pulls")
