@@ -5,7 +5,8 @@ PY := $(VENV)/bin/python
 PY_STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 
-.PHONY: synth test test-fast bench emulate reference clean
+.PHONY: synth test test-fast bench emulate twin twin-deps reference clean
+ENV ?= dev
 
 $(PY_STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python >= 3.11 is required (tomllib)")'
@@ -20,12 +21,21 @@ $(NODE_STAMP): package.json package-lock.json
 synth: $(PY_STAMP)
 	$(PY) main.py
 
-test: $(PY_STAMP) $(NODE_STAMP)
+test: $(PY_STAMP) $(NODE_STAMP) twin-deps
 	$(PY) -m pytest
 
-# Everything except the Terraform and emulator layers.
+# Everything except the Terraform, emulator and twin layers.
 test-fast: $(PY_STAMP)
-	$(PY) -m pytest -m 'not terraform and not emulator'
+	$(PY) -m pytest -m 'not terraform and not emulator and not twin'
+
+# Debian's etcd, NATS, iptables, iproute2, conntrack and a venv with the pinned ai-dynamo
+# (as root on Linux with apt-get; elsewhere it says why and the twin layer skips).
+twin-deps: $(PY_STAMP)
+	$(PY) -m tests.twin.install
+
+# One environment's stack as the twin: `make twin ENV=staging`; up until Ctrl-C.
+twin: $(PY_STAMP) twin-deps
+	$(PY) -m tests.twin --env $(ENV)
 
 bench: $(PY_STAMP)
 	$(PY) scripts/bench.py

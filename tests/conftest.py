@@ -44,12 +44,22 @@ def layer_timings(pytestconfig: pytest.Config) -> list[str]:
     return pytestconfig.stash.setdefault(LAYER_TIMINGS, [])
 
 
+# The twin's report per stack (tests/test_twin.py): flows, drops and drill timings.
+TWIN_REPORTS = pytest.StashKey[list]()
+
+
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, exitstatus: int, config: pytest.Config) -> None:
     lines = config.stash.get(LAYER_TIMINGS, [])
     if lines:
         terminalreporter.section("Terraform and emulator layers: time per environment")
         for line in lines:
             terminalreporter.write_line(line)
+    reports = config.stash.get(TWIN_REPORTS, [])
+    if reports:
+        terminalreporter.section("The twin: what each stack did when it ran")
+        for report in reports:
+            for line in report.lines():
+                terminalreporter.write_line(line)
 
 
 @pytest.fixture(scope="session")

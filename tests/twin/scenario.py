@@ -1,0 +1,116 @@
+"""The twin's scenario for one stack, as `make test` and `make twin` run it, and its report."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from tests.twin.runtime import DrillResult, Response, Twin
+
+# How long each drill watches before it may conclude: longer than the processes need to
+# notice. Dynamo's etcd lease is 10 s; in the twin the workers exited 6-9 s and the frontends
+# about 15 s after etcd was killed, so 30 s sees every exit and the restarts after them.
+ETCD_OBSERVE_SECONDS = 30
+NATS_OBSERVE_SECONDS = 15
+
+
+@dataclass
+class Report:
+    stack_name: str
+    startup_seconds: float = 0.0
+    health_budget: dict[str, tuple[float, float]] = field(default_factory=dict)  # task -> (took, allowed)
+    health_without_workers: dict[str, Response] = field(default_factory=dict)
+    health_with_model: Response | None = None
+    health_check: dict = field(default_factory=dict)
+    served_model: str = ""
+    streamed_chat: Response | None = None
+    plain_completion: Response | None = None
+    served_by_role: dict[str, int] = field(default_factory=dict)
+    dropped_args: dict[str, list[str]] = field(default_factory=dict)
+    serving_drops: dict[tuple[str, str], int] = field(default_factory=dict)
+    flows: dict[tuple[str, str, int], dict] = field(default_factory=dict)
+    idle_rules: list[str] = field(default_factory=list)
+    drills: list[DrillResult] = field(default_factory=list)
+    stream_across_kill: Response | None = None
+    migration_attempted: bool = False
+    drill_drops: dict[tuple[str, str], int] = field(default_factory=dict)
+
+    def lines(self) -> list[str]:
+        out = [f"{self.stack_name}: serving after {self.startup_seconds:.1f}s; model {self.served_model!r}"]
+        without = self.health_without_workers
+        out.append(
+            f"  target group {self.health_check.get('path')} (matcher {self.health_check.get('matcher')}): "
+            f"{without['health'].status} with no worker ({without['health'].body[:60]}), "
+            f"/v1/models {without['models'].body[:40]}, completion {without['completion'].status}; "
+            f"{self.health_with_model.status if self.health_with_model else '-'} with a served model"
+        )
+        out.append(
+            f"  streamed chat: {self.streamed_chat.chunks if self.streamed_chat else 0} chunks; plain completion: "
+            f"{self.plain_completion.status if self.plain_completion else '-'}; generate requests served: "
+            + ", ".join(f"{role} {count}" for role, count in sorted(self.served_by_role.items()))
+        )
+        for role, dropped in sorted(self.dropped_args.items()):
+            out.append(f"  {role}: vLLM arguments the mocker does not take: {', '.join(dropped) or 'none'}")
+        out.append(f"  dropped by security groups while serving: {self._drops(self.serving_drops)}; during the drills: {self._drops(self.drill_drops)}")
+        out.append("  flows (source -> destination:port  connections  allowed by):")
+        for (source, destination, port), row in sorted(self.flows.items()):
+            out.append(f"    {source:>8} -> {destination}:{port:<6} {row['count']:>4}  {', '.join(sorted(row['rules']))}")
+        out.append("  rules that carried no flow (candidates to narrow, or not exercisable here):")
+        out += [f"    {name}" for name in self.idle_rules]
+        out.append("  drills (seconds after the kill):")
+        for drill in self.drills:
+            recovered = "never" if drill.recovered_after is None else f"{drill.recovered_after:.1f}s"
+            first = "none" if drill.first_failure is None else f"{drill.first_failure:.1f}s"
+            out.append(
+                f"    {drill.name}: first failed completion {first}, succeeding again {recovered} "
+                f"({drill.failures} failed tries); exited: {', '.join(drill.exited)}"
+            )
+        if self.stream_across_kill:
+            stream = self.stream_across_kill
+            verdict = "completed" if stream.done and not stream.error else f"failed: {stream.error}"
+            out.append(
+                f"    the stream on the killed worker: {verdict} after {stream.chunks} chunks; "
+                f"frontend tried to migrate it: {'yes' if self.migration_attempted else 'no'}"
+            )
+        return out
+
+    @staticmethod
+    def _drops(drops: dict[tuple[str, str], int]) -> str:
+        return ", ".join(f"{source} -> {destination}: {count}" for (source, destination), count in sorted(drops.items())) or "none"
+
+
+def serve(twin: Twin, report: Report) -> None:
+    """Steps 1-4: start, health, completions, flows."""
+    started = time.monotonic()
+    twin.start()
+    report.startup_seconds = time.monotonic() - started
+    report.served_model = twin.served_model
+    report.health_check = dict(twin.plan.balancer.health_check)
+    report.health_without_workers = twin.health_without_workers
+    report.health_with_model = twin.alb_get(report.health_check["path"])
+    for task in twin.tasks.values():
+        check = task.service.container.get("healthCheck", {})
+        allowed = check.get("startPeriod", 0) + check.get("retries", 3) * check.get("interval", 30)
+        report.health_budget[task.key] = (task.healthy_at - task.started, allowed)
+        if task.dropped_args:
+            report.dropped_args[task.service.role] = task.dropped_args
+    report.streamed_chat = twin.completion(stream=True, max_tokens=32)
+    report.plain_completion = twin.completion(stream=False, chat=False, max_tokens=8)
+    report.served_by_role = {role: twin.requests_served(role) for role in twin.worker_roles()}
+    report.serving_drops = twin.drops()
+
+
+def drill(twin: Twin, report: Report) -> None:
+    """Step 5: NATS, a decode worker mid-stream, then etcd (the one that restarts everything)."""
+    report.drills.append(twin.replace_drill("nats", observe=NATS_OBSERVE_SECONDS))
+    migrations_before = twin.log_count("frontend", "recreating stream")
+    worker_drill, report.stream_across_kill = twin.worker_kill_drill()
+    report.drills.append(worker_drill)
+    report.migration_attempted = twin.log_count("frontend", "recreating stream") > migrations_before
+    report.drills.append(twin.replace_drill("etcd", observe=ETCD_OBSERVE_SECONDS))
+    total = twin.drops()
+    report.drill_drops = {pair: count - report.serving_drops.get(pair, 0) for pair, count in total.items() if count > report.serving_drops.get(pair, 0)}
+
+
+def finish(twin: Twin, report: Report) -> None:
+    report.flows = twin.flows()
+    report.idle_rules = [rule.name for rule in twin.idle_rules()]
