@@ -19,7 +19,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -78,7 +78,6 @@ class DrillResult:
     failures: int
     exited: list[str]
     replaced: list[str]
-    notes: list[str] = field(default_factory=list)
 
 
 class Twin:
@@ -100,6 +99,7 @@ class Twin:
         self.epoch = time.monotonic()
         self.health_without_workers: dict[str, object] = {}
         self._closing = False
+        self._turn = 0
         self._lock = threading.RLock()
         alb = self.fabric.attach("alb", plan.balancer.security_groups)
         self.history[alb.address] = "alb"
@@ -357,9 +357,8 @@ class Twin:
             raise result["error"]
         return result["value"]
 
-    _turn = 0
-
     def _target(self) -> Task:
+        """Round robin over the healthy targets, as the ALB does."""
         targets = self.targets()
         if not targets:
             raise ConnectionError("no healthy target")
@@ -524,7 +523,9 @@ class Twin:
         return sum(log.read_text(errors="replace").count(text) for log in logs)
 
     def role_of(self, address: str) -> str:
-        return self.history.get(address, address).rsplit("-", 1)[0] if address in self.history else address
+        """frontend, decode, ... or alb for a twin address; the address itself otherwise."""
+        key = self.history.get(address)
+        return key.rsplit("-", 1)[0] if key else address
 
     def groups_of(self, key: str) -> set[str]:
         role = key.rsplit("-", 1)[0]
