@@ -7,6 +7,7 @@ import copy
 import json
 import os
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from environments.schema import Image
 from tests.conftest import ENVIRONMENTS, TWIN_REPORTS
 from tests.twin.containers import translate_command
 from tests.twin.install import REQUIREMENTS, dynamo_python, missing, unsupported
+from tests.twin.network import PREFIX, remove_leftovers
 from tests.twin.plan import read_plan
 from tests.twin.runtime import Twin
 from tests.twin.scenario import Report, drill, finish, serve
@@ -58,6 +60,12 @@ def report(request: pytest.FixtureRequest, synth_dir: Path) -> Report:
         twin.close()
     request.config.stash.setdefault(TWIN_REPORTS, []).append(result)
     return result
+
+
+def test_every_service_starts_its_desired_count(report: Report, stacks: dict[str, dict]) -> None:
+    env = report.stack_name.removeprefix("dynamo-")
+    desired = {body["name"].removeprefix(f"{report.stack_name}-"): body["desired_count"] for body in stacks[env]["resource"]["aws_ecs_service"].values()}
+    assert report.started_counts == desired
 
 
 def test_every_task_passes_its_health_check_within_its_start_period_and_retries(report: Report) -> None:
@@ -138,6 +146,17 @@ def test_twin_fails_when_workers_cannot_reach_the_frontend(synth_dir: Path, tmp_
         twin.close()
     assert not response.ok, response
     assert any(source.startswith("decode-") and destination.startswith("frontend-") and count for (source, destination), count in drops.items()), drops
+
+
+def test_leftovers_of_a_killed_run_are_removed_at_the_next_start() -> None:
+    _require_twin()
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    leftover = f"{PREFIX}-{dead.pid}-killed-run"
+    subprocess.run(["ip", "netns", "add", leftover], check=True)
+    removed = remove_leftovers()
+    listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True).stdout
+    assert leftover in removed and leftover not in listed
 
 
 def test_twin_runs_the_dynamo_release_of_the_default_image_tag() -> None:

@@ -291,7 +291,7 @@ class Twin:
                 self.start_task(role)
         self.wait_healthy((*CONTROL_PLANE, "frontend"))
         self.health_without_workers = {
-            "health": self.alb_get(self.plan.balancer.health_check["path"]),
+            "health": self.target_health(),
             "models": self.alb_get("/v1/models"),
             "completion": self.completion(stream=False, model=self.model_id(), timeout=10),
         }
@@ -365,10 +365,16 @@ class Twin:
         self._turn += 1
         return targets[self._turn % len(targets)]
 
-    def alb_get(self, path: str, target: Task | None = None, timeout: float = 10) -> Response:
+    def target_health(self) -> Response:
+        """The target group's health check (path, port, timeout) against one target."""
+        check = self.plan.balancer.health_check
+        port = None if check["port"] == "traffic-port" else int(check["port"])
+        return self.alb_get(check["path"], port=port, timeout=check["timeout"])
+
+    def alb_get(self, path: str, *, port: int | None = None, timeout: float = 10) -> Response:
         def work() -> Response:
-            chosen = target or self._target()
-            connection = http.client.HTTPConnection(chosen.address, chosen.service.target_port, timeout=timeout)
+            chosen = self._target()
+            connection = http.client.HTTPConnection(chosen.address, port or chosen.service.target_port, timeout=timeout)
             try:
                 connection.request("GET", path)
                 reply = connection.getresponse()

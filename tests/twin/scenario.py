@@ -17,6 +17,7 @@ NATS_OBSERVE_SECONDS = 15
 class Report:
     stack_name: str
     startup_seconds: float = 0.0
+    started_counts: dict[str, int] = field(default_factory=dict)  # role -> tasks running once serving
     health_budget: dict[str, tuple[float, float]] = field(default_factory=dict)  # task -> (took, allowed)
     health_without_workers: dict[str, Response] = field(default_factory=dict)
     health_with_model: Response | None = None
@@ -84,9 +85,10 @@ def serve(twin: Twin, report: Report) -> None:
     twin.start()
     report.startup_seconds = time.monotonic() - started
     report.served_model = twin.served_model
+    report.started_counts = {role: len(twin.running(role)) for role in twin.plan.services}
     report.health_check = dict(twin.plan.balancer.health_check)
     report.health_without_workers = twin.health_without_workers
-    report.health_with_model = twin.alb_get(report.health_check["path"])
+    report.health_with_model = twin.target_health()
     for task in twin.tasks.values():
         check = task.service.container.get("healthCheck", {})
         allowed = check.get("startPeriod", 0) + check.get("retries", 3) * check.get("interval", 30)
