@@ -41,8 +41,13 @@ class Rule:
 
 @dataclass(frozen=True)
 class Volume:
+    """Where a task's volume lives: on the instance (host_path), on EFS (persistent: the
+    file system and access point, the same data for every task that mounts it), or on the
+    task's own storage (neither: new and empty for every task)."""
+
     name: str
-    host_path: str | None  # None: task storage, new and empty for every task
+    host_path: str | None = None
+    persistent: str | None = None
 
 
 @dataclass(frozen=True)
@@ -83,6 +88,16 @@ def _path(body: dict) -> str:
     return body["//"]["metadata"]["path"].split("/", 1)[1]
 
 
+def _volume(volume: dict) -> Volume:
+    efs = volume.get("efs_volume_configuration")
+    if efs:
+        access_point = (efs.get("authorization_config") or {}).get("access_point_id", "")
+        file_system = _referenced(efs["file_system_id"], "aws_efs_file_system")
+        access = _referenced(access_point, "aws_efs_access_point") if access_point else "root"
+        return Volume(volume["name"], persistent=f"{file_system}/{access}")
+    return Volume(volume["name"], host_path=volume.get("host_path"))
+
+
 def read_plan(stack_file: Path) -> StackPlan:
     stack = json.loads(Path(stack_file).read_text())
     resources = stack["resource"]
@@ -106,7 +121,7 @@ def read_plan(stack_file: Path) -> StackPlan:
             role=role,
             desired_count=body["desired_count"],
             container=container,
-            volumes=tuple(Volume(volume["name"], volume.get("host_path")) for volume in definition.get("volume") or []),
+            volumes=tuple(_volume(volume) for volume in definition.get("volume") or []),
             security_groups=tuple(_referenced(group, "aws_security_group") for group in body["network_configuration"]["security_groups"]),
             cloud_map_name=cloud_map[_referenced(registry["registry_arn"], "aws_service_discovery_service")] if registry else None,
             target_port=balancers[0]["container_port"] if balancers else None,

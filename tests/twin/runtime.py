@@ -28,10 +28,11 @@ from tests.twin.network import Fabric, remove_leftovers
 from tests.twin.plan import Rule, Service, StackPlan
 
 # Roles in start order: what the others discover first.
-CONTROL_PLANE = ("etcd", "nats")
 HEALTH_POLL_SECONDS = 1.0
-# ECS throttles a service whose tasks keep failing to start; the twin gives up sooner.
-MAX_REPLACEMENTS_PER_ROLE = 5
+# ECS throttles a service whose tasks keep failing to start; the twin gives up sooner: after
+# this many tasks of one service that exited within CRASH_LOOP_SECONDS of starting.
+MAX_QUICK_EXITS_PER_ROLE = 5
+CRASH_LOOP_SECONDS = 10
 
 
 @dataclass
@@ -78,6 +79,7 @@ class DrillResult:
     failures: int
     exited: list[str]
     replaced: list[str]
+    rejoined: bool | None = None  # etcd drills: the same members, by id, before and after
 
 
 class Twin:
@@ -95,7 +97,10 @@ class Twin:
         self.history: dict[str, str] = {}  # every address ever given -> task key
         self.events: list[Event] = []
         self.numbers: dict[str, int] = {}
-        self.replacements: dict[str, int] = {}
+        self.quick_exits: dict[str, int] = {}
+        # Seconds before a replacement task starts, per role; 0 (at once) unless a drill
+        # models ECS's own start-up time.
+        self.start_delay: dict[str, float] = {}
         self.epoch = time.monotonic()
         self.health_without_workers: dict[str, object] = {}
         self._closing = False
@@ -179,6 +184,11 @@ class Twin:
             volume = next(volume for volume in service.volumes if volume.name == point["sourceVolume"])
             if volume.host_path:
                 mounts[point["containerPath"]] = self.instance_dirs[volume.host_path]
+            elif volume.persistent:
+                # EFS: the same directory for every task of the member, across replacements.
+                mounts[point["containerPath"]] = self.workdir / "efs" / volume.persistent
+                mounts[point["containerPath"]].mkdir(parents=True, exist_ok=True)
+                subprocess.run(["chown", "-R", f"{uid}:{gid}", str(mounts[point["containerPath"]])], check=True)
             else:
                 mounts[point["containerPath"]] = task_dir / "volumes" / volume.name
                 mounts[point["containerPath"]].mkdir(parents=True)
@@ -270,13 +280,18 @@ class Twin:
                     del self.tasks[task.key]
                     self._publish()
                 role = task.service.role
-                self.replacements[role] = self.replacements.get(role, 0) + 1
                 if task.stopping:
                     continue
-                if self.replacements[role] > MAX_REPLACEMENTS_PER_ROLE:
-                    self._event(f"{role}: not replaced, {self.replacements[role]} tasks exited (ECS would throttle the service)")
-                    continue
-                self.start_task(role)
+                if task.exit[1] - task.started < CRASH_LOOP_SECONDS:
+                    self.quick_exits[role] = self.quick_exits.get(role, 0) + 1
+                    if self.quick_exits[role] > MAX_QUICK_EXITS_PER_ROLE:
+                        self._event(f"{role}: not replaced, {self.quick_exits[role]} tasks exited right after starting (ECS would throttle)")
+                        continue
+                delay = self.start_delay.get(role, 0.0)
+                if delay:
+                    threading.Timer(delay, self.start_task, args=(role,)).start()
+                else:
+                    self.start_task(role)
 
     def running(self, role: str) -> list[Task]:
         return [task for task in self.tasks.values() if task.service.role == role and task.exit is None]
@@ -286,10 +301,10 @@ class Twin:
         then the workers. ECS starts them all at once; the order only makes the
         no-worker reading possible."""
         self._scheduler.start()
-        for role in (*CONTROL_PLANE, "frontend"):
+        for role in (*self.control_plane_roles(), "frontend"):
             for _ in range(self.plan.services[role].desired_count):
                 self.start_task(role)
-        self.wait_healthy((*CONTROL_PLANE, "frontend"))
+        self.wait_healthy((*self.control_plane_roles(), "frontend"))
         self.health_without_workers = {
             "health": self.target_health(),
             "models": self.alb_get("/v1/models"),
@@ -301,6 +316,13 @@ class Twin:
                     self.start_task(role)
             self.wait_healthy(self.worker_roles())
             self.wait_for_model(complete=wait_for_completions)
+
+    def control_plane_roles(self) -> list[str]:
+        """What Dynamo discovers through Cloud Map: the etcd member(s) and NATS."""
+        return sorted(role for role, service in self.plan.services.items() if service.cloud_map_name)
+
+    def etcd_roles(self) -> list[str]:
+        return [role for role in self.control_plane_roles() if role == "etcd" or role.startswith("etcd-")]
 
     def worker_roles(self) -> list[str]:
         return [role for role in ("decode", "prefill") if role in self.plan.services]
@@ -464,17 +486,76 @@ class Twin:
 
     def replace_drill(self, role: str, *, observe: float, settle: float = 5, deadline: float = 150) -> DrillResult:
         """Kill the role's task as a crash or a Fargate retirement would; ECS starts a new one
-        (new address, empty task storage). Completions are tried every half second for at
-        least `observe` seconds (longer than what the processes need to notice), until they
-        have succeeded for `settle` seconds with every service back at its count."""
+        (new address; new task storage, or the same EFS data)."""
         victim = self.running(role)[0]
-        return self._drill(f"{role} task replaced", victim, observe=observe, settle=settle, deadline=deadline)
+        return self._drill(f"{role} task replaced", victim.key, lambda: self.stop_task(victim.key), observe=observe, settle=settle, deadline=deadline)
 
-    def _drill(self, name: str, victim: Task, *, observe: float, settle: float, deadline: float) -> DrillResult:
+    def etcd_members_killed_drill(self, count: int, *, start_delay: float, observe: float) -> DrillResult:
+        """Kill `count` etcd members at once; ECS starts each again after `start_delay`
+        seconds (a Fargate task's start-up), on the member's own EFS data."""
+        victims = [self.running(role)[0] for role in self.etcd_roles()[:count]]
+        members_before = self.etcd_members()
+        for victim in victims:
+            self.start_delay[victim.service.role] = start_delay
+        try:
+            result = self._drill(
+                f"{count} of {len(self.etcd_roles())} etcd members killed",
+                ", ".join(victim.key for victim in victims),
+                lambda: [self.stop_task(victim.key) for victim in victims],
+                observe=observe,
+                settle=5,
+                deadline=180,
+            )
+        finally:
+            for victim in victims:
+                self.start_delay.pop(victim.service.role, None)
+        result.rejoined = self.etcd_members() == members_before
+        return result
+
+    def etcd_roll_drill(self, *, observe: float) -> DrillResult:
+        """A control-plane deployment: members replaced one at a time (SIGTERM, as ECS stops a
+        task), each only after the one before is healthy again, as the members' service
+        ordering makes Terraform do."""
+        members_before = self.etcd_members()
+
+        def roll() -> None:
+            for role in self.etcd_roles():
+                old = self.running(role)[0]
+                self.stop_task(old.key, signal.SIGTERM)
+                deadline = time.monotonic() + 60
+                while not any(task.key != old.key and task.healthy_at for task in self.running(role)):
+                    if time.monotonic() > deadline:
+                        raise TimeoutError(f"{role} did not come back: {self.describe_tasks()}")
+                    time.sleep(0.2)
+
+        result = self._drill("etcd members rolled one at a time", ", ".join(self.etcd_roles()), roll, observe=observe, settle=3, deadline=180)
+        result.rejoined = self.etcd_members() == members_before
+        return result
+
+    def etcd_members(self) -> dict[str, str]:
+        """Member name -> member id, as the cluster lists them (asked inside a member's namespace)."""
+        for role in self.etcd_roles():
+            for task in self.running(role):
+                listing = subprocess.run(
+                    self.fabric.exec_argv(task.key) + ["etcdctl", "--endpoints=http://127.0.0.1:2379", "member", "list", "-w", "json"],
+                    capture_output=True,
+                    text=True,
+                    timeout=30,
+                )
+                if listing.returncode == 0:
+                    return {member.get("name", ""): f"{member['ID']:x}" for member in json.loads(listing.stdout)["members"]}
+        return {}
+
+    def _drill(self, name: str, killed: str, action: Callable[[], object], *, observe: float, settle: float, deadline: float) -> DrillResult:
+        """Runs `action` (the kill) and tries a completion every half second for at least
+        `observe` seconds (longer than the processes need to notice), until completions have
+        succeeded for `settle` seconds with every service back at its count."""
         start_events = len(self.events)
         killed_at = time.monotonic()
-        self.stop_task(victim.key)
+        acting = threading.Thread(target=action, daemon=True)
+        acting.start()
         first_failure, last_failure, failures, good_since = None, None, 0, None
+        recovered = None
         while time.monotonic() - killed_at < deadline:
             response = self.completion(stream=False, max_tokens=4, timeout=5)
             now = time.monotonic()
@@ -484,14 +565,12 @@ class Twin:
                 failures += 1
                 first_failure = first_failure or now
                 last_failure, good_since = now, None
-            settled = all(len(self.running(role)) >= service.desired_count for role, service in self.plan.services.items())
+            settled = not acting.is_alive() and all(len(self.running(role)) >= service.desired_count for role, service in self.plan.services.items())
             if good_since and settled and now - good_since >= settle and now - killed_at >= observe:
+                recovered = (good_since - killed_at) if last_failure else 0.0
                 break
             time.sleep(0.5)
-        else:
-            return DrillResult(name, victim.key, first_failure and first_failure - killed_at, None, failures, *self._exits_since(start_events))
-        recovered = (good_since - killed_at) if last_failure else 0.0
-        return DrillResult(name, victim.key, first_failure and first_failure - killed_at, recovered, failures, *self._exits_since(start_events))
+        return DrillResult(name, killed, first_failure and first_failure - killed_at, recovered, failures, *self._exits_since(start_events))
 
     def _exits_since(self, index: int) -> tuple[list[str], list[str]]:
         exited = [event.what.split(" ")[0] for event in self.events[index:] if " exited " in event.what]
@@ -517,7 +596,7 @@ class Twin:
         if not progress.wait(30):
             raise TimeoutError("the stream produced no tokens")
         serving = max(self.running("decode"), key=self.inflight)
-        result = self._drill("decode worker killed mid-stream", serving, observe=15, settle=3, deadline=90)
+        result = self._drill("decode worker killed mid-stream", serving.key, lambda: self.stop_task(serving.key), observe=15, settle=3, deadline=90)
         stream.join(90)
         return result, outcome.get("response", Response(None, error="stream did not finish"))
 

@@ -8,9 +8,14 @@ from tests.twin.runtime import DrillResult, Response, Twin
 
 # How long each drill watches before it may conclude: longer than the processes need to
 # notice. Dynamo's etcd lease is 10 s; in the twin the workers exited 6-9 s and the frontends
-# about 15 s after etcd was killed, so 30 s sees every exit and the restarts after them.
+# about 15 s after a lone etcd was killed, so 30 s sees every exit and the restarts after them.
 ETCD_OBSERVE_SECONDS = 30
 NATS_OBSERVE_SECONDS = 15
+# With three members, losing one changes nothing Dynamo can see; 15 s covers its lease.
+ETCD_MEMBER_OBSERVE_SECONDS = 15
+# A replacement Fargate task takes longer than that to start (image pull, ENI); the
+# quorum drill waits this long before ECS's new tasks start, so the leases run out as on AWS.
+FARGATE_START_SECONDS = 20
 
 
 @dataclass
@@ -30,7 +35,7 @@ class Report:
     serving_drops: dict[tuple[str, str], int] = field(default_factory=dict)
     flows: dict[tuple[str, str, int], dict] = field(default_factory=dict)
     idle_rules: list[str] = field(default_factory=list)
-    drills: list[DrillResult] = field(default_factory=list)
+    drills: dict[str, DrillResult] = field(default_factory=dict)  # nats, worker, etcd | etcd-member, etcd-roll, etcd-quorum
     stream_across_kill: Response | None = None
     migration_attempted: bool = False
     drill_drops: dict[tuple[str, str], int] = field(default_factory=dict)
@@ -58,12 +63,13 @@ class Report:
         out.append("  rules that carried no flow (candidates to narrow, or not exercisable here):")
         out += [f"    {name}" for name in self.idle_rules]
         out.append("  drills (seconds after the kill):")
-        for drill in self.drills:
+        for drill in self.drills.values():
             recovered = "never" if drill.recovered_after is None else f"{drill.recovered_after:.1f}s"
             first = "none" if drill.first_failure is None else f"{drill.first_failure:.1f}s"
             out.append(
                 f"    {drill.name}: first failed completion {first}, succeeding again {recovered} "
                 f"({drill.failures} failed tries); exited: {', '.join(drill.exited)}"
+                + ("" if drill.rejoined is None else f"; members rejoined with their data: {'yes' if drill.rejoined else 'no'}")
             )
         if self.stream_across_kill:
             stream = self.stream_across_kill
@@ -102,13 +108,22 @@ def serve(twin: Twin, report: Report) -> None:
 
 
 def drill(twin: Twin, report: Report) -> None:
-    """Step 5: NATS, a decode worker mid-stream, then etcd (the one that restarts everything)."""
-    report.drills.append(twin.replace_drill("nats", observe=NATS_OBSERVE_SECONDS))
+    """Step 5: NATS, a decode worker mid-stream, then etcd: the lone task (everything
+    restarts), or one member, a rolling deployment and a lost quorum."""
+    report.drills["nats"] = twin.replace_drill("nats", observe=NATS_OBSERVE_SECONDS)
     migrations_before = twin.log_count("frontend", "recreating stream")
-    worker_drill, report.stream_across_kill = twin.worker_kill_drill()
-    report.drills.append(worker_drill)
+    report.drills["worker"], report.stream_across_kill = twin.worker_kill_drill()
     report.migration_attempted = twin.log_count("frontend", "recreating stream") > migrations_before
-    report.drills.append(twin.replace_drill("etcd", observe=ETCD_OBSERVE_SECONDS))
+    members = twin.etcd_roles()
+    if len(members) == 1:
+        report.drills["etcd"] = twin.replace_drill(members[0], observe=ETCD_OBSERVE_SECONDS)
+    else:
+        report.drills["etcd-member"] = twin.etcd_members_killed_drill(1, start_delay=0, observe=ETCD_MEMBER_OBSERVE_SECONDS)
+        report.drills["etcd-roll"] = twin.etcd_roll_drill(observe=ETCD_MEMBER_OBSERVE_SECONDS)
+        quorum = len(members) // 2 + 1
+        report.drills["etcd-quorum"] = twin.etcd_members_killed_drill(
+            len(members) - quorum + 1, start_delay=FARGATE_START_SECONDS, observe=FARGATE_START_SECONDS + ETCD_OBSERVE_SECONDS
+        )
     total = twin.drops()
     report.drill_drops = {pair: count - report.serving_drops.get(pair, 0) for pair, count in total.items() if count > report.serving_drops.get(pair, 0)}
 
