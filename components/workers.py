@@ -13,13 +13,16 @@ from components.service import TaskService
 
 # The worker's system server (/health, /live, /metrics) listens here when DYN_SYSTEM_PORT is set.
 SYSTEM_PORT = 9090
-# Without this the worker's /health answers 503 {"status":"notready"} forever, even while
-# it serves (measured with dynamo.mocker 1.2.1), and ECS would replace every worker once
-# its health-check budget ran out. With it, /health turns 200 "ready" as soon as the
-# worker's generate endpoint is registered, which is after its model has loaded. Prefill
-# workers serve an endpoint named generate too (component "prefill"; measured). Dynamo's
-# own Kubernetes configs set the same value (dynamo/planner/tests/manual/perf_test_configs/
-# agg_8b.yaml in the ai-dynamo 1.2.1 package; docs/observability/health-checks.md upstream).
+# Without this the mocker's /health answers 503 {"status":"notready"} forever, even while it
+# serves; with it, 200 "ready" as soon as the generate endpoint is registered (measured side
+# by side with dynamo.mocker 1.2.1). 1.2.1 logs the variable as "deprecated and no longer
+# used" (lib/runtime/src/config.rs) and dynamo.vllm registers generate with a health-check
+# payload (dynamo/vllm/worker_factory.py:437), so a vLLM worker may turn ready without it;
+# it is kept because the check then follows the generate endpoint either way, and ECS
+# would replace every worker whose check never passes. Dynamo's own Kubernetes configs set
+# the same value (dynamo/planner/tests/manual/perf_test_configs/agg_8b.yaml in the package).
+# Prefill workers serve an endpoint named generate too (component "prefill"; measured).
+# Re-check on every image bump: the twin runs the mocker, not vLLM.
 ENDPOINT_HEALTH_STATUS = json.dumps(["generate"], separators=(",", ":"))
 # vLLM publishes KV-cache events here for the KV-aware router; each awsvpc task has its
 # own address, so every worker can use the same port.
