@@ -24,6 +24,7 @@ def main() -> int:
     parser.add_argument("--stack", type=Path, help="a synthesized cdk.tf.json to run instead of synthesizing --env")
     parser.add_argument("--no-drills", action="store_true", help="skip the failure drills")
     parser.add_argument("--no-wait", action="store_true", help="stop after the report instead of waiting for Ctrl-C")
+    parser.add_argument("--keep-logs", action="store_true", help="keep the containers' logs (and the twin's directory) after it stops")
     args = parser.parse_args()
     reason = unsupported() or missing()
     if reason:
@@ -50,7 +51,7 @@ def main() -> int:
             print(
                 f"\nendpoint (from the ALB's namespace): http://{target.address}:{target.service.target_port}\n"
                 f"  ip netns exec {twin.fabric.endpoints['alb'].namespace} curl -s http://{target.address}:{target.service.target_port}/v1/models\n"
-                f"logs: {twin.workdir}/tasks/*/container.log"
+                f"logs: {twin.workdir}/tasks/*/container.log" + ("" if args.keep_logs else " (removed when the twin stops; --keep-logs keeps them)")
             )
             if not args.no_wait:
                 print("the twin stays up until Ctrl-C")
@@ -61,7 +62,7 @@ def main() -> int:
                 except KeyboardInterrupt:
                     pass
         finally:
-            twin.close()
+            twin.close(keep_logs=args.keep_logs)
     return 0
 
 

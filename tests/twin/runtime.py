@@ -29,10 +29,10 @@ from tests.twin.plan import Rule, Service, StackPlan
 
 # Roles in start order: what the others discover first.
 HEALTH_POLL_SECONDS = 1.0
-# ECS throttles a service whose tasks keep failing to start; the twin gives up sooner: after
-# this many tasks of one service that exited within CRASH_LOOP_SECONDS of starting.
-MAX_QUICK_EXITS_PER_ROLE = 5
+# ECS backs off a service whose tasks keep failing right after they start; the twin waits
+# 1 s before the second such replacement, then doubles the wait up to BACKOFF_MAX_SECONDS.
 CRASH_LOOP_SECONDS = 10
+BACKOFF_MAX_SECONDS = 16
 
 
 @dataclass
@@ -282,12 +282,13 @@ class Twin:
                 role = task.service.role
                 if task.stopping:
                     continue
-                if task.exit[1] - task.started < CRASH_LOOP_SECONDS:
-                    self.quick_exits[role] = self.quick_exits.get(role, 0) + 1
-                    if self.quick_exits[role] > MAX_QUICK_EXITS_PER_ROLE:
-                        self._event(f"{role}: not replaced, {self.quick_exits[role]} tasks exited right after starting (ECS would throttle)")
-                        continue
                 delay = self.start_delay.get(role, 0.0)
+                if task.exit[1] - task.started < CRASH_LOOP_SECONDS and task.healthy_at is None:
+                    quick = self.quick_exits[role] = self.quick_exits.get(role, 0) + 1
+                    if quick > 1:
+                        delay = max(delay, min(2 ** (quick - 2), BACKOFF_MAX_SECONDS))
+                else:
+                    self.quick_exits[role] = 0
                 if delay:
                     threading.Timer(delay, self.start_task, args=(role,)).start()
                 else:
@@ -573,8 +574,9 @@ class Twin:
         return DrillResult(name, killed, first_failure and first_failure - killed_at, recovered, failures, *self._exits_since(start_events))
 
     def _exits_since(self, index: int) -> tuple[list[str], list[str]]:
-        exited = [event.what.split(" ")[0] for event in self.events[index:] if " exited " in event.what]
-        started = [event.what.split(" ")[1] for event in self.events[index:] if event.what.startswith("started ")]
+        events = [event.what.split(" ") for event in self.events[index:]]
+        exited = [words[0] for words in events if words[1:3] == ["exited", "with"]]
+        started = [words[1] for words in events if words[0] == "started"]
         return exited, started
 
     def worker_kill_drill(self) -> tuple[DrillResult, Response]:
