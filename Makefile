@@ -24,9 +24,10 @@ synth: $(PY_STAMP)
 test: $(PY_STAMP) $(NODE_STAMP) twin-deps
 	$(PY) -m pytest
 
-# Everything except the Terraform, emulator and twin layers.
+# Everything except the Terraform, emulator and twin layers, and the test that runs this
+# selection again on a copy of the project (tests/test_readme_steps.py reads this line).
 test-fast: $(PY_STAMP)
-	$(PY) -m pytest -m 'not terraform and not emulator and not twin'
+	$(PY) -m pytest -m 'not terraform and not emulator and not twin and not project_copy'
 
 # Debian's etcd, NATS, iptables, iproute2, conntrack and a venv with the pinned ai-dynamo
 # (as root on Linux with apt-get; elsewhere it says why and the twin layer skips).

@@ -23,6 +23,7 @@ from environments.schema import Environment
 
 PROJECT_DIR = Path(__file__).resolve().parent
 DEFAULT_OUTDIR = "cdktf.out"
+MANIFEST = "manifest.json"  # cdktf's list of the stacks in an output directory
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -36,6 +37,16 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="output directory (default: $CDKTF_OUTDIR or cdktf.out)",
     )
     return parser.parse_args(argv)
+
+
+def unselected_files(files: list[Path]) -> list[Path]:
+    """The rest of environments/ when a run picks some of it: the picked ones must not clash with them.
+
+    A file from elsewhere on its own (``--config``) is not one of the project's environments."""
+    chosen = {path.resolve() for path in files}
+    if not any(path.parent == ENVIRONMENTS_DIR for path in chosen):
+        return []
+    return [path for path in environment_files() if path.resolve() not in chosen]
 
 
 def selected_files(args: argparse.Namespace) -> list[Path]:
@@ -60,7 +71,15 @@ def display_path(path: Path) -> str:
 
 
 def synthesize(environments: list[Environment], outdir: Path) -> None:
-    """Synthesize into a sibling temporary directory, then swap it in: never half-written."""
+    """Synthesize into a sibling temporary directory, then move in what synth generates, and only that.
+
+    A failed synth leaves the output directory as it was. Then each generated file replaces
+    its old version with one rename, so no file is ever half-written, and everything else
+    stays: the other stacks' output, and what Terraform keeps in a stack's directory
+    (.terraform/, the lock file, plan files, a state file from before). manifest.json goes
+    last: the cdktf CLI finds stacks there and deletes the directory of any stack it does
+    not list, so it lists the generated stacks and every earlier one that still has output.
+    """
     # Imported here so a config mistake is reported without starting the jsii runtime.
     from cdktf import App
 
@@ -74,16 +93,34 @@ def synthesize(environments: list[Environment], outdir: Path) -> None:
         for environment in environments:
             DynamoStack(app, environment=environment)
         app.synth()
-        if outdir.exists():
-            retired = Path(tempfile.mkdtemp(prefix=f".{outdir.name}.old.", dir=outdir.parent))
-            outdir.rename(retired / outdir.name)
+        manifest = staging / MANIFEST
+        manifest.write_text(merged_manifest(json.loads(manifest.read_text()), outdir))
+        if not outdir.exists():
             staging.rename(outdir)
-            shutil.rmtree(retired)
-        else:
-            staging.rename(outdir)
+            return
+        generated = sorted(path for path in staging.rglob("*") if path.is_file() and path != manifest)
+        for path in [*generated, manifest]:
+            target = outdir / path.relative_to(staging)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(path, target)
     finally:
         if staging.exists():
             shutil.rmtree(staging)
+
+
+def merged_manifest(generated: dict, outdir: Path) -> str:
+    """cdktf's manifest of this synth plus the stacks an earlier one left with output in ``outdir``."""
+    stacks = dict(generated["stacks"])
+    try:
+        earlier = json.loads((outdir / MANIFEST).read_text())["stacks"]
+        earlier = earlier if isinstance(earlier, dict) else {}
+    except (OSError, ValueError, TypeError, KeyError):
+        earlier = {}  # no output yet, or not a manifest cdktf wrote: nothing to keep listed
+    for name, entry in earlier.items():
+        path = entry.get("synthesizedStackPath") if isinstance(entry, dict) else None
+        if name not in stacks and isinstance(path, str) and (outdir / path).is_file():
+            stacks[name] = entry
+    return json.dumps({**generated, "stacks": stacks}, indent=2, sort_keys=True) + "\n"
 
 
 def summary(environment: Environment, outdir: Path) -> str:
@@ -101,13 +138,18 @@ def summary(environment: Environment, outdir: Path) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
+    warnings: list[str] = []
     try:
         files = selected_files(args)
-        environments = load_all(files, shown_as={path: display_path(path) for path in files})
+        others = unselected_files(files)
+        shown_as = {path: display_path(path) for path in [*files, *others]}
+        environments = load_all(files, shown_as=shown_as, others=others, warnings=warnings)
     except ConfigError as error:
         for line in error.lines:
             print(line, file=sys.stderr)
         return 2
+    for line in warnings:
+        print(line, file=sys.stderr)
     if not environments:
         print(f"no environment files in {display_path(ENVIRONMENTS_DIR)}; add one (see README: Adding an environment)", file=sys.stderr)
         return 2

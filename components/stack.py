@@ -275,4 +275,4 @@ class DynamoStack(TerraformStack):
         elif isinstance(backend, HcpBackend):
             CloudBackend(self, organization=backend.organization, hostname=backend.hostname, workspaces=NamedCloudWorkspace(backend.workspace))
         else:
-            LocalBackend(self, path=backend.path or f"terraform.{env.stack_name}.tfstate")
+            LocalBackend(self, path=backend.state_path(env.stack_name))

@@ -83,3 +83,31 @@ FARGATE_CPU_MEMORY_MIB: dict[int, tuple[int, ...]] = {
     8192: _steps(16384, 61440, 4096),
     16384: _steps(32768, 122880, 8192),
 }
+
+
+# Availability Zones per region that an account can use: what the stack's zone lookup
+# (DescribeAvailabilityZones, opt-in-not-required only: no Local or Wavelength Zones) returns.
+# Subnets take element(zones, i), which wraps: network.az_count one above this puts two subnets
+# (and with per_az NAT, two NAT gateways) in one zone without any error. Taken 2026-11-26 from
+# moto 5.2.1's DescribeAvailabilityZones data (moto/ec2/models/availability_zones_and_regions.py),
+# cross-checked with AWS, "AWS Availability Zones"
+# (docs.aws.amazon.com/global-infrastructure/latest/regions/aws-availability-zones.html): "Each
+# Region has at least three Availability Zones". us-west-1 and ap-northeast-1 have one zone
+# more than most accounts can use (moto's data and a third-party table agree on 2 and 3); the
+# counts are what an account can use. ap-east-2 (Taipei) and ap-southeast-6 (New Zealand) are
+# not in moto's data: AWS's minimum of three. Re-check a region with
+# `aws ec2 describe-availability-zones --region <region>` before relying on more.
+REGION_AVAILABILITY_ZONES: dict[str, int] = {
+    "us-east-1": 6, "us-east-2": 3, "us-west-1": 2, "us-west-2": 4,
+    "af-south-1": 3,
+    "ap-east-1": 3, "ap-east-2": 3,
+    "ap-northeast-1": 3, "ap-northeast-2": 4, "ap-northeast-3": 3,
+    "ap-south-1": 3, "ap-south-2": 3,
+    "ap-southeast-1": 3, "ap-southeast-2": 3, "ap-southeast-3": 3, "ap-southeast-4": 3, "ap-southeast-5": 3,
+    "ap-southeast-6": 3, "ap-southeast-7": 3,
+    "ca-central-1": 3, "ca-west-1": 3,
+    "eu-central-1": 3, "eu-central-2": 3, "eu-north-1": 3, "eu-south-1": 3, "eu-south-2": 3,
+    "eu-west-1": 3, "eu-west-2": 3, "eu-west-3": 3,
+    "il-central-1": 3, "me-central-1": 3, "me-south-1": 3,
+    "mx-central-1": 3, "sa-east-1": 3,
+}  # fmt: skip

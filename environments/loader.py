@@ -5,13 +5,15 @@ Every problem a user can cause ends up as ``<file>: <field path>: <what is allow
 """
 from __future__ import annotations
 
+import ipaddress
+import posixpath
 import tomllib
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from environments.schema import Environment
+from environments.schema import Environment, HcpBackend, S3Backend, account_ids
 
 ENVIRONMENTS_DIR = Path(__file__).resolve().parent
 BACKEND_TAGS = ("local", "s3", "hcp")
@@ -54,29 +56,117 @@ def load(path: Path, shown_as: str | None = None) -> Environment:
         raise ConfigError([f"{label}: {line}" for line in _validation_lines(error)]) from None
 
 
-def load_all(paths: list[Path], shown_as: dict[Path, str] | None = None) -> list[Environment]:
-    """Load several files, report every file's problems together, and reject duplicate names."""
+def load_all(
+    paths: list[Path],
+    shown_as: dict[Path, str] | None = None,
+    *,
+    others: list[Path] | None = None,
+    warnings: list[str] | None = None,
+) -> list[Environment]:
+    """Load several files, report every file's problems together, and check them against each other.
+
+    ``others`` are environment files not being synthesized this time (the rest of
+    environments/ when a run picks some): the selected files must not clash with them either,
+    but their own mistakes are not reported here. Warnings, one line each, go to ``warnings``.
+    """
     shown_as = shown_as or {}
-    environments: list[tuple[Path, Environment]] = []
+    loaded: list[tuple[str, Environment, bool]] = []
     lines: list[str] = []
+    for path in others or []:
+        try:
+            loaded.append((shown_as.get(path, str(path)), load(path, shown_as.get(path)), False))
+        except ConfigError:
+            pass
     for path in paths:
         try:
-            environments.append((path, load(path, shown_as.get(path))))
+            loaded.append((shown_as.get(path, str(path)), load(path, shown_as.get(path)), True))
         except ConfigError as error:
             lines += error.lines
-    first_file_by_name: dict[str, Path] = {}
-    for path, environment in environments:
-        if environment.name in first_file_by_name:
-            other = first_file_by_name[environment.name]
-            lines.append(
-                f"{shown_as.get(path, path)}: name: \"{environment.name}\" is already used by {shown_as.get(other, other)}; "
-                "each environment needs its own name (its stack and state)"
-            )
-        else:
-            first_file_by_name[environment.name] = path
+    lines += _clashes(loaded)
     if lines:
         raise ConfigError(lines)
-    return sorted((environment for _, environment in environments), key=lambda environment: environment.name)
+    if warnings is not None:
+        warnings += _overlapping_networks(loaded)
+    return sorted((environment for _, environment, selected in loaded if selected), key=lambda environment: environment.name)
+
+
+def _claims(environment: Environment) -> list[tuple[str, tuple[str, ...], str]]:
+    """What an environment must have to itself: (field, key, how a clash is explained)."""
+    name = environment.name
+    claims = [("name", ("name", name), f'"{name}" is already used by {{other}}; each environment needs its own name (its stack and state)')]
+    backend = environment.backend
+    if isinstance(backend, S3Backend):
+        claims.append(
+            (
+                "backend.key",
+                ("s3", backend.bucket, backend.key),
+                f'"{backend.key}" in bucket "{backend.bucket}" is already the state of {{other}}; '
+                "each environment needs a state of its own: give it another key",
+            )
+        )
+    elif isinstance(backend, HcpBackend):
+        claims.append(
+            (
+                "backend.workspace",
+                ("hcp", backend.hostname, backend.organization, backend.workspace),
+                f'"{backend.workspace}" in organization "{backend.organization}" is already the state of {{other}}; '
+                "each environment needs a workspace of its own",
+            )
+        )
+    else:
+        state = backend.state_path(environment.stack_name)
+        # Relative paths start from each stack's own directory: compare where they lead.
+        where = state if posixpath.isabs(state) else posixpath.normpath(posixpath.join("stacks", environment.stack_name, state))
+        claims.append(
+            ("backend.path", ("local", where), f'"{state}" is already the state file of {{other}}; each environment needs a state file of its own')
+        )
+    return claims
+
+
+def _clashes(loaded: list[tuple[str, Environment, bool]]) -> list[str]:
+    """One line per selected environment that claims what an earlier one already has.
+
+    Files not being synthesized come first in ``loaded``, so a clash with one of them is
+    reported on the selected file; two unselected files are left to their own run."""
+    owners: dict[tuple[str, ...], tuple[int, str]] = {}
+    lines = []
+    for index, (label, environment, selected) in enumerate(loaded):
+        clashed = False
+        for field, key, explanation in _claims(environment):
+            owner, other = owners.setdefault(key, (index, label))
+            # The default local state path follows the name: a taken name is the one mistake.
+            if owner == index or (clashed and field == "backend.path") or not selected:
+                continue
+            clashed = True
+            lines.append(f"{label}: {field}: {explanation.format(other=other)}")
+    return lines
+
+
+def _overlapping_networks(loaded: list[tuple[str, Environment, bool]]) -> list[str]:
+    """Environments in one region and account whose VPC ranges overlap: they can never be peered.
+
+    An account is known only from the ARNs a file names; where either is unknown, the two are
+    taken to share one. Reported on the later file, or on the selected one of the pair."""
+    lines = []
+    for index, (first_label, first, first_selected) in enumerate(loaded):
+        for label, environment, selected in loaded[index + 1 :]:
+            if not (first_selected or selected) or first.region != environment.region:
+                continue
+            accounts, first_accounts = account_ids(environment), account_ids(first)
+            if accounts and first_accounts and not accounts & first_accounts:
+                continue
+            cidr, first_cidr = environment.network.cidr, first.network.cidr
+            if not ipaddress.IPv4Network(cidr).overlaps(ipaddress.IPv4Network(first_cidr)):
+                continue
+            if first_selected and not selected:
+                (label, cidr), (first_label, first_cidr) = (first_label, first_cidr), (label, cidr)
+            shared = accounts & first_accounts
+            account = f"account {', '.join(sorted(shared))}" if shared else "perhaps one account: their ARNs do not say"
+            lines.append(
+                f"{label}: network.cidr: warning: {cidr} overlaps {first_cidr} of {first_label} (both in {environment.region}, "
+                f"{account}); the two VPCs can never be peered or share a transit gateway: pick a range of its own"
+            )
+    return lines
 
 
 def _toml_error(error: tomllib.TOMLDecodeError, text: str) -> str:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ipaddress
 import math
+import posixpath
 import re
 from typing import Annotated, Collection, Literal
 
@@ -23,6 +24,7 @@ from environments.catalog import (
     FARGATE_CPU_MEMORY_MIB,
     GPU_INSTANCE_TYPES,
     LOG_RETENTION_DAYS,
+    REGION_AVAILABILITY_ZONES,
     REGIONS,
     InstanceType,
 )
@@ -112,11 +114,28 @@ def _problem(path: str, message: str) -> tuple[str, str]:
 # --- backend ----------------------------------------------------------------------
 
 
+# Terraform (run by `cdktf deploy` or by hand) works in the stack's directory,
+# <outdir>/stacks/dynamo-<name>/, and resolves a relative state path from there. Three levels
+# up is the directory holding the output directory: state/ beside cdktf.out/, which synth never
+# writes. Relative, so the JSON names no host path and is the same whatever --outdir is.
+STATE_FROM_STACK_DIR = "../../../state"
+
+
 class LocalBackend(Model):
     """State in a local file: fine for one person's dev environment, nothing shared."""
 
     type: Literal["local"] = "local"
-    path: str | None = Field(None, description="State file path; default `terraform.dynamo-<name>.tfstate` in the stack's directory.")
+    path: str | None = Field(
+        None,
+        description=(
+            "State file path, used as given; a relative one starts from the stack's directory `cdktf.out/stacks/dynamo-<name>/` "
+            "and must lead out of the output directory. Default `../../../state/terraform.dynamo-<name>.tfstate`: "
+            "`state/` beside `cdktf.out/`."
+        ),
+    )
+
+    def state_path(self, stack_name: str) -> str:
+        return self.path or f"{STATE_FROM_STACK_DIR}/terraform.{stack_name}.tfstate"
 
 
 class S3Backend(Model):
@@ -143,7 +162,7 @@ class HcpBackend(Model):
 
 class Network(Model):
     cidr: Cidr = Field("10.0.0.0/16", description="VPC CIDR block, /16 to /20.")
-    az_count: int = Field(2, ge=1, le=6, description="Availability zones to spread subnets over (an ALB needs 2).")
+    az_count: int = Field(2, ge=1, le=6, description="Availability zones to spread subnets over: an ALB needs 2, and the region has a limit (environments/catalog.py).")
     nat: Literal["single", "per_az"] = Field(
         "single", description="`single`: one NAT gateway (cheap, one AZ's outage cuts egress); `per_az`: one per AZ."
     )
@@ -408,6 +427,21 @@ def _arn_region(arn: str) -> str:
     return arn.split(":")[3]
 
 
+def _inside_output(path: str) -> bool:
+    """Whether a relative state path, taken from <outdir>/stacks/<stack>/, stays inside <outdir>."""
+    if posixpath.isabs(path):
+        return False
+    resolved = posixpath.normpath(posixpath.join("stacks", "stack", path))
+    return not (resolved == ".." or resolved.startswith("../"))
+
+
+def account_ids(env: Environment) -> set[str]:
+    """The AWS accounts this environment's resources name in their ARNs (none: not known).
+
+    The state backend's key is left out: state often lives in another account."""
+    return {arn.split(":")[4] for _, arn in _regional_arns(env)}
+
+
 def cross_field_problems(env: Environment) -> list[tuple[str, str]]:
     """Rules that span sections, each reported against the field a user should change."""
     problems = []
@@ -415,8 +449,25 @@ def cross_field_problems(env: Environment) -> list[tuple[str, str]]:
         problems.append(_problem("prefill", "required when mode = \"disaggregated\" (or set mode = \"aggregated\")"))
     if env.mode == "aggregated" and env.prefill is not None:
         problems.append(_problem("prefill", "not allowed when mode = \"aggregated\" (remove it or set mode = \"disaggregated\")"))
+    zones = REGION_AVAILABILITY_ZONES[env.region]
     if env.network.az_count < 2:
         problems.append(_problem("network.az_count", f"{env.network.az_count} is too few: an Application Load Balancer needs at least 2 AZs"))
+    elif env.network.az_count > zones:
+        problems.append(
+            _problem(
+                "network.az_count",
+                f"{env.network.az_count} is more than the {zones} Availability Zones {env.region} has (environments/catalog.py); allowed: 2 to {zones}",
+            )
+        )
+    if isinstance(env.backend, LocalBackend) and env.backend.path and _inside_output(env.backend.path):
+        problems.append(
+            _problem(
+                "backend.path",
+                f'"{env.backend.path}" puts the state inside the output directory (a relative path starts from '
+                f"cdktf.out/stacks/{env.stack_name}/); use a path that leads out of it, e.g. the default "
+                f'"{LocalBackend().state_path(env.stack_name)}", or an absolute one',
+            )
+        )
     for path, arn in _regional_arns(env):
         if _arn_region(arn) != env.region:
             problems.append(_problem(path, f"is in {_arn_region(arn)}, but the environment is in {env.region}; it must be in the same region"))

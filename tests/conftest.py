@@ -2,21 +2,57 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
 
+from environments.loader import environment_files
 from tests.terraform_env import OfflineTerraform, offline_terraform
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
-ENVIRONMENTS = ("dev", "staging", "prod")
+# Every environment file, by file name (each file's `name` is its file name; test_bad_input.py
+# checks that): a new environments/qa.toml joins every per-environment test.
+ENVIRONMENTS = tuple(path.stem for path in environment_files())
 
 
-def run_main(*args: str, cwd: Path = PROJECT_DIR) -> subprocess.CompletedProcess[str]:
-    """Run the CLI as users do, in its own process."""
-    return subprocess.run([sys.executable, str(PROJECT_DIR / "main.py"), *args], cwd=cwd, capture_output=True, text=True, timeout=600)
+class Unreviewed(UserWarning):
+    """Something a new environment file brought that nobody has reviewed yet."""
+
+
+def unreviewed(message: str) -> None:
+    """A warning in the test summary on a developer's machine; a failure in CI (CI=true),
+    where whatever the tests accept must already be reviewed and committed."""
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"{message} (CI=true: this must be reviewed and committed first)")
+    warnings.warn(Unreviewed(message), stacklevel=2)
+
+
+def run_main(*args: str, cwd: Path = PROJECT_DIR, project: Path = PROJECT_DIR) -> subprocess.CompletedProcess[str]:
+    """Run the CLI as users do, in its own process (``project``: a copy's main.py and environments/)."""
+    return subprocess.run([sys.executable, str(project / "main.py"), *args], cwd=cwd, capture_output=True, text=True, timeout=600)
+
+
+def copy_project(destination: Path) -> Path:
+    """A copy of the project as a clone would have it, plus files not committed yet (not ignored).
+
+    No .venv, node_modules or output: the copy runs with this interpreter, whose editable
+    install comes after the script's own directory on sys.path, so the copy's code is what runs."""
+    listed = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"], cwd=PROJECT_DIR, capture_output=True, timeout=60
+    )
+    if listed.returncode != 0:
+        pytest.skip(f"SKIPPED LOUDLY: cannot list the project's files with git ({listed.stderr.decode().strip()}); this test needs a clone")
+    for name in filter(None, listed.stdout.decode().split("\0")):
+        source = PROJECT_DIR / name
+        if source.is_file():  # a tracked file deleted in the working tree is listed too
+            (destination / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, destination / name)
+    return destination
 
 
 @pytest.fixture(scope="session")

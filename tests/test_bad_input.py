@@ -59,6 +59,7 @@ CASES: dict[str, Case] = {
     "backend_type_unknown": single("backend_type_unknown.toml", "backend.type"),
     "backend_without_type": single("backend_without_type.toml", "backend.type"),
     "backend_s3_without_bucket": single("backend_s3_without_bucket.toml", "backend.bucket"),
+    "local_state_path_inside_output": single("local_state_path_inside_output.toml", "backend.path"),
     # counts and their order
     "zero_count": single("zero_count.toml", "decode.count"),
     "zero_gpus": single("zero_gpus.toml", "decode.gpus"),
@@ -86,6 +87,7 @@ CASES: dict[str, Case] = {
     "subnet_count_not_az_count": single("subnet_count_not_az_count.toml", "network.private_subnet_cidrs"),
     "overlapping_subnets": single("overlapping_subnets.toml", "network.private_subnet_cidrs.0"),
     "one_az_with_alb": single("one_az_with_alb.toml", "network.az_count"),
+    "az_count_above_region_zones": single("az_count_above_region_zones.toml", "network.az_count"),
     "region_does_not_exist": single("region_does_not_exist.toml", "region"),
     # ARNs
     "malformed_certificate_arn": single("malformed_certificate_arn.toml", "load_balancer.certificate_arn"),
@@ -107,7 +109,13 @@ CASES: dict[str, Case] = {
         "several_field_mistakes.toml", "colour", "decode.count", "gpu_fleet.instance_type", "image.tag", "logging.retention_days"
     ),
     "several_cross_field_mistakes": single("several_cross_field_mistakes.toml", "network.az_count", "decode.gpus", "load_balancer.certificate_arn"),
+    # across files: what each environment must have to itself
     "duplicate_names": Case(("duplicate_name_first.toml", "duplicate_name_second.toml"), (("duplicate_name_second.toml", "name"),)),
+    "shared_s3_state": Case(("shared_s3_state_first.toml", "shared_s3_state_second.toml"), (("shared_s3_state_second.toml", "backend.key"),)),
+    "shared_hcp_workspace": Case(
+        ("shared_hcp_workspace_first.toml", "shared_hcp_workspace_second.toml"), (("shared_hcp_workspace_second.toml", "backend.workspace"),)
+    ),
+    "shared_local_state": Case(("shared_local_state_first.toml", "shared_local_state_second.toml"), (("shared_local_state_second.toml", "backend.path"),)),
     "two_bad_files": Case(("zero_count.toml", "invalid_cidr.toml"), (("zero_count.toml", "decode.count"), ("invalid_cidr.toml", "network.cidr"))),
 }
 
@@ -217,7 +225,11 @@ def test_each_file_says_what_is_wrong_with_it() -> None:
 
 
 def test_the_good_environments_still_load() -> None:
-    """The bad inputs are variations of a good file; the shipped ones must pass the same rules."""
+    """The bad inputs are variations of a good file; the shipped ones must pass the same rules,
+    and each is named after its file (the tests find a file's stack by the file's name)."""
     from environments.loader import environment_files, load_all
 
-    assert [env.name for env in load_all(environment_files())] == ["dev", "prod", "staging"]
+    warnings: list[str] = []
+    names = [environment.name for environment in load_all(environment_files(), warnings=warnings)]
+    assert names == sorted(path.stem for path in environment_files()), "set each file's name to its file name (or rename the file)"
+    assert warnings == []

@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 
-from environments.loader import ENVIRONMENTS_DIR, load
+from environments.loader import ENVIRONMENTS_DIR, environment_files, load
 from tests.conftest import PROJECT_DIR, run_main
 
 
@@ -31,9 +31,11 @@ def test_summary_names_each_stack_with_its_resources_fleet_and_output_path(tmp_p
 
 
 def test_unknown_env_name_is_one_line_exit_2_and_lists_what_exists(tmp_path):
-    result = run_main("--env", "qa", "--outdir", str(tmp_path / "out"))
+    # Not a valid environment name (no underscores), so no environment file is ever called that.
+    result = run_main("--env", "no_such_env", "--outdir", str(tmp_path / "out"))
     assert result.returncode == 2
-    assert result.stderr.splitlines() == ["--env qa: no environments/qa.toml; available: dev, prod, staging"]
+    available = ", ".join(sorted(path.stem for path in environment_files()))
+    assert result.stderr.splitlines() == [f"--env no_such_env: no environments/no_such_env.toml; available: {available}"]
     assert not (tmp_path / "out").exists()
 
 

@@ -5,7 +5,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from tests.conftest import PROJECT_DIR, run_main
+from tests.conftest import ENVIRONMENTS, PROJECT_DIR, run_main
 
 
 def tree(directory: Path) -> dict[str, bytes]:
@@ -14,7 +14,7 @@ def tree(directory: Path) -> dict[str, bytes]:
 
 def test_second_synth_in_another_order_is_byte_identical(synth_dir, tmp_path):
     outdir = tmp_path / "reordered"
-    result = run_main("--env", "prod", "--env", "staging", "--env", "dev", "--outdir", str(outdir))
+    result = run_main(*[argument for env in reversed(sorted(ENVIRONMENTS)) for argument in ("--env", env)], "--outdir", str(outdir))
     assert result.returncode == 0, result.stderr
     first, second = tree(synth_dir), tree(outdir)
     assert set(first) == set(second)

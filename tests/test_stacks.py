@@ -86,11 +86,12 @@ def test_backend_follows_the_environment_file(case):
     elif isinstance(env.backend, HcpBackend):
         assert backend["cloud"]["organization"] == env.backend.organization
     else:
-        assert backend["local"]["path"] == f"terraform.{env.stack_name}.tfstate"
+        # Relative to the stack's directory: state/ beside cdktf.out/ (tests/test_state.py resolves it).
+        assert backend["local"]["path"] == (env.backend.path or f"../../../state/terraform.{env.stack_name}.tfstate")
 
 
 def test_required_environments_have_their_promised_shape(stacks):
-    dev, staging, prod = (load(ENVIRONMENTS_DIR / f"{name}.toml") for name in ENVIRONMENTS)
+    dev, staging, prod = (load(ENVIRONMENTS_DIR / f"{name}.toml") for name in ("dev", "staging", "prod"))
     assert dev.mode == "aggregated" and dev.prefill is None and dev.gpu_fleet.min_instances == 0
     assert dev.network.nat == "single" and dev.backend.type == "local" and dev.schedule is not None
     assert staging.mode == "disaggregated" and staging.prefill.count == 1 and staging.decode.count == 1
