@@ -32,6 +32,11 @@ HEALTH_POLL_SECONDS = 1.0
 # ECS backs off a service whose tasks keep failing right after they start; the twin waits
 # 1 s before the second such replacement, then doubles the wait up to BACKOFF_MAX_SECONDS.
 CRASH_LOOP_SECONDS = 10
+# Terraform moves to the next etcd member once the previous member's service is stable; AWS's
+# ServicesStable waiter polls every 15 s (botocore data/ecs/2014-11-13/waiters-2.json), so
+# members are replaced at least that far apart. Replaced 1.5 s apart instead, a frontend
+# lost its etcd lease in 1 of 3 runs here ("Unable to maintain lease", then it exits).
+ROLL_SPACING_SECONDS = 15
 BACKOFF_MAX_SECONDS = 16
 
 
@@ -515,12 +520,14 @@ class Twin:
 
     def etcd_roll_drill(self, *, observe: float) -> DrillResult:
         """A control-plane deployment: members replaced one at a time (SIGTERM, as ECS stops a
-        task), each only after the one before is healthy again, as the members' service
-        ordering makes Terraform do."""
+        task), each ROLL_SPACING_SECONDS after the one before is healthy again, as the
+        members' service ordering makes Terraform do."""
         members_before = self.etcd_members()
 
         def roll() -> None:
-            for role in self.etcd_roles():
+            for index, role in enumerate(self.etcd_roles()):
+                if index:
+                    time.sleep(ROLL_SPACING_SECONDS)
                 old = self.running(role)[0]
                 self.stop_task(old.key, signal.SIGTERM)
                 deadline = time.monotonic() + 60

@@ -107,9 +107,9 @@ def serve(twin: Twin, report: Report) -> None:
     report.serving_drops = twin.drops()
 
 
-def drill(twin: Twin, report: Report) -> None:
+def drill(twin: Twin, report: Report, *, quorum_drill: bool = True) -> None:
     """Step 5: NATS, a decode worker mid-stream, then etcd: the lone task (everything
-    restarts), or one member, a rolling deployment and a lost quorum."""
+    restarts), or one member, a rolling deployment and (with `quorum_drill`) a lost quorum."""
     report.drills["nats"] = twin.replace_drill("nats", observe=NATS_OBSERVE_SECONDS)
     migrations_before = twin.log_count("frontend", "recreating stream")
     report.drills["worker"], report.stream_across_kill = twin.worker_kill_drill()
@@ -120,10 +120,11 @@ def drill(twin: Twin, report: Report) -> None:
     else:
         report.drills["etcd-member"] = twin.etcd_members_killed_drill(1, start_delay=0, observe=ETCD_MEMBER_OBSERVE_SECONDS)
         report.drills["etcd-roll"] = twin.etcd_roll_drill(observe=ETCD_MEMBER_OBSERVE_SECONDS)
-        quorum = len(members) // 2 + 1
-        report.drills["etcd-quorum"] = twin.etcd_members_killed_drill(
-            len(members) - quorum + 1, start_delay=FARGATE_START_SECONDS, observe=FARGATE_START_SECONDS + ETCD_OBSERVE_SECONDS
-        )
+        if quorum_drill:
+            quorum = len(members) // 2 + 1
+            report.drills["etcd-quorum"] = twin.etcd_members_killed_drill(
+                len(members) - quorum + 1, start_delay=FARGATE_START_SECONDS, observe=FARGATE_START_SECONDS + ETCD_OBSERVE_SECONDS
+            )
     total = twin.drops()
     report.drill_drops = {pair: count - report.serving_drops.get(pair, 0) for pair, count in total.items() if count > report.serving_drops.get(pair, 0)}
 
