@@ -34,8 +34,12 @@ def container_definition(
     linux_parameters: dict[str, Any] | None = None,
     ulimits: list[dict[str, Any]] | None = None,
     stop_timeout: int | None = None,
+    log_stream_prefix: str | None = None,
 ) -> dict[str, Any]:
-    """One essential container; secrets arrive only through ``secrets`` (Secrets Manager ARNs)."""
+    """One essential container; secrets arrive only through ``secrets`` (Secrets Manager ARNs).
+
+    Log streams are ``<log_stream_prefix>/<name>/<task id>``; the prefix defaults to the name.
+    """
     definition: dict[str, Any] = {
         "name": name,
         "image": image,
@@ -49,7 +53,12 @@ def container_definition(
         "mountPoints": mount_points or [],
         "logConfiguration": {
             "logDriver": "awslogs",
-            "options": {"awslogs-group": log_group, "awslogs-region": region, "awslogs-stream-prefix": name, "mode": "non-blocking"},
+            "options": {
+                "awslogs-group": log_group,
+                "awslogs-region": region,
+                "awslogs-stream-prefix": log_stream_prefix or name,
+                "mode": "non-blocking",
+            },
         },
     }
     if health_check:

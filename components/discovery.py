@@ -35,7 +35,11 @@ class Discovery(Construct):
                     "routing_policy": "MULTIVALUE",
                     "dns_records": [service_discovery_service.ServiceDiscoveryServiceDnsConfigDnsRecords(type="A", ttl=10)],
                 },
-                # ECS reports task health to Cloud Map, so a failing etcd drops out of DNS.
+                # ECS reports each task's health to Cloud Map. Every name here has one task, which
+                # must resolve while it starts: etcd members find each other at the first deploy
+                # before any of them can be healthy. A custom health check starts HEALTHY unless
+                # told otherwise (Cloud Map's RegisterInstance, AWS_INIT_HEALTH_STATUS), and a
+                # multivalue answer falls back to unhealthy records when none is healthy (Route 53).
                 health_check_custom_config={"failure_threshold": 1},
             )
             self.service_arns[service] = registry.arn

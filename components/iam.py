@@ -51,8 +51,9 @@ class Iam(Construct):
 
     Attributes:
         execution_role_arn: pulls images, writes logs, reads exactly the configured secrets.
-        task_role_arns: per task family (frontend, workers, control-plane); no permissions
-            beyond their identity until a feature needs one.
+        task_role_arns, task_role_names: per task family (frontend, workers, control-plane); no
+            permissions beyond their identity until a feature needs one (the control plane's
+            etcd members mount their EFS data, components/etcd_data.py).
         instance_profile_name: for the GPU launch template (ECS agent + SSM Session Manager).
     """
 
@@ -92,9 +93,11 @@ class Iam(Construct):
         self.execution_role_arn: str = execution.arn
 
         self.task_role_arns: dict[str, str] = {}
+        self.task_role_names: dict[str, str] = {}
         for family in task_families:
             role = iam_role.IamRole(self, f"task-{family}", name=f"{name}-{family}-task", assume_role_policy=_ecs_tasks_assume(account))
             self.task_role_arns[family] = role.arn
+            self.task_role_names[family] = role.name
 
         instance = iam_role.IamRole(self, "instance", name=f"{name}-gpu-instance", assume_role_policy=_assume("ec2.amazonaws.com"))
         for policy in ("service-role/AmazonEC2ContainerServiceforEC2Role", "AmazonSSMManagedInstanceCore"):

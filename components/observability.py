@@ -13,7 +13,7 @@ class LogGroups(Construct):
     """A customer-managed KMS key and one encrypted log group per name.
 
     Attributes:
-        key_arn: the key, also used by the alarm topic.
+        key_arn: the key, also used by the alarm topic and the etcd data file system.
         names: log group name per short name (e.g. ``names["decode"]``).
         arns: log group ARN per short name.
     """
@@ -23,7 +23,7 @@ class LogGroups(Construct):
         key = kms_key.KmsKey(
             self,
             "key",
-            description=f"{name}: CloudWatch Logs and alarm notifications",
+            description=f"{name}: CloudWatch Logs, alarm notifications and etcd data",
             enable_key_rotation=True,
             deletion_window_in_days=30,
             policy=json.dumps(_key_policy(account, name)),
@@ -81,7 +81,8 @@ def _key_policy(account: Account, name: str) -> dict:
 
 
 class Alarms(Construct):
-    """Alarms on the ALB (5xx, unhealthy targets) and on every ECS service below its desired count.
+    """Alarms on the ALB (5xx, unhealthy targets), on every ECS service below its desired count
+    (NATS down included: one task, desired 1) and on etcd members below quorum + 1.
 
     Attributes:
         topic_arn: where alarms notify (the configured topic or a new encrypted one).
@@ -98,8 +99,10 @@ class Alarms(Construct):
         load_balancer_arn_suffix: str,
         target_group_arn_suffix: str,
         services: dict[str, tuple[str, str]],
+        etcd_cluster_name: str,
+        etcd_service_names: list[str],
     ) -> None:
-        """``services`` maps a short name to (cluster name, service name)."""
+        """``services`` maps a short name to (cluster name, service name); ``etcd_service_names``: one per member."""
         super().__init__(scope, id_)
         if topic_arn is None:
             topic_arn = sns_topic.SnsTopic(self, "topic", name=f"{name}-alarms", kms_master_key_id=key_arn).arn
@@ -160,12 +163,49 @@ class Alarms(Construct):
                 **common,
             )
 
+        # Quorum + 1: one more lost member would stop every Dynamo process. With three
+        # members that is any member missing; with one, etcd down. Five minutes: a member
+        # replaced by Fargate is back in one or two.
+        members = len(etcd_service_names)
+        threshold = min(members, members // 2 + 2)
+        running = [f"m{index}" for index in range(members)]
+        cloudwatch_metric_alarm.CloudwatchMetricAlarm(
+            self,
+            "etcd-below-quorum-plus-one",
+            alarm_name=f"{name}-etcd-below-quorum-plus-one",
+            alarm_description=(
+                f"etcd: fewer than {threshold} of {members} members running for 5 minutes; one more lost member stops every Dynamo process (Container Insights)."
+                if members > 1
+                else "etcd: its only member not running for 5 minutes; every Dynamo process stops without it (Container Insights)."
+            ),
+            comparison_operator="LessThanThreshold",
+            threshold=threshold,
+            evaluation_periods=5,
+            metric_query=[
+                # A member without a data point counts as not running.
+                cloudwatch_metric_alarm.CloudwatchMetricAlarmMetricQuery(
+                    id="members", expression=" + ".join(f"FILL({query_id}, 0)" for query_id in running), label="etcd members running", return_data=True
+                ),
+                *(
+                    _metric_query(
+                        query_id,
+                        "RunningTaskCount",
+                        {"ClusterName": etcd_cluster_name, "ServiceName": service_name},
+                        namespace="ECS/ContainerInsights",
+                        period=60,
+                    )
+                    for query_id, service_name in zip(running, etcd_service_names, strict=True)
+                ),
+            ],
+            **common,
+        )
+
 
 def _metric_query(
-    query_id: str, metric: str, dimensions: dict[str, str], *, namespace: str = "AWS/ApplicationELB"
+    query_id: str, metric: str, dimensions: dict[str, str], *, namespace: str = "AWS/ApplicationELB", period: int = 300
 ) -> cloudwatch_metric_alarm.CloudwatchMetricAlarmMetricQuery:
     statistic = "Sum" if namespace == "AWS/ApplicationELB" else "Average"
     return cloudwatch_metric_alarm.CloudwatchMetricAlarmMetricQuery(
         id=query_id,
-        metric={"namespace": namespace, "metric_name": metric, "dimensions": dimensions, "period": 300, "stat": statistic},
+        metric={"namespace": namespace, "metric_name": metric, "dimensions": dimensions, "period": period, "stat": statistic},
     )

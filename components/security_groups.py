@@ -8,6 +8,9 @@ Who may talk to whom:
                             and stream the tokens; the frontend's DYN_TCP_RESPONSE_STREAM_PORT)
   workers <-> workers (TCP 1024-65535: NIXL KV-cache transfer between prefill and decode)
   frontend, workers -> etcd:2379, NATS:4222
+  etcd members <-> etcd members:2380 (raft peer traffic; a group of their own, so NATS and
+                                      the clients never reach the peer port)
+  etcd members -> EFS mount targets:2049 (NFS: the members' data directories)
   tasks and GPU instances -> 443 anywhere (image pulls, Hugging Face, AWS APIs)
 
 Dynamo's request and response planes are pinned to fixed ports (both set in the tasks'
@@ -23,6 +26,8 @@ from components.aws import security_group, vpc_security_group_egress_rule, vpc_s
 
 FRONTEND_PORT = 8000
 ETCD_PORT = 2379
+ETCD_PEER_PORT = 2380
+NFS_PORT = 2049
 NATS_PORT = 4222
 HTTP_PORT = 80
 HTTPS_PORT = 443
@@ -44,7 +49,7 @@ UNPRIVILEGED_PORTS = (1024, 65535)
 
 
 class SecurityGroups(Construct):
-    """Attributes: alb, frontend, workers, control_plane, gpu_instances (security group ids)."""
+    """Attributes: alb, frontend, workers, control_plane, etcd_peers, efs, gpu_instances (security group ids)."""
 
     def __init__(
         self,
@@ -67,6 +72,9 @@ class SecurityGroups(Construct):
         self.workers = self._group("workers", "Dynamo vLLM workers: requests from the frontend, KV transfer between workers")
         self.control_plane = self._group("control-plane", "etcd and NATS: from the frontend and the workers only")
         self.gpu_instances = self._group("gpu-instances", "GPU container instances: no ingress, HTTPS out for the ECS agent and image pulls")
+        # On the etcd members only, next to control-plane (which admits their clients).
+        self.etcd_peers = self._group("etcd-peers", "etcd members: raft peer traffic between members, NFS to their data")
+        self.efs = self._group("efs", "etcd data file system mount targets: NFS from the etcd members only")
 
         for port in listener_ports:
             for index, cidr in enumerate(allowed_cidrs):
@@ -98,6 +106,17 @@ class SecurityGroups(Construct):
             for service, port in (("etcd", ETCD_PORT), ("nats", NATS_PORT)):
                 self._ingress(f"{service}-from-{client_name}", self.control_plane, port, port, f"{service} clients", peer=client)
                 self._egress(f"{client_name}-to-{service}", client, port, port, f"{service} discovery and events", peer=self.control_plane)
+
+        self._ingress(
+            "etcd-peers-from-etcd-peers", self.etcd_peers, ETCD_PEER_PORT, ETCD_PEER_PORT,
+            "etcd raft: peer traffic from the other members", peer=self.etcd_peers,
+        )
+        self._egress(
+            "etcd-peers-to-etcd-peers", self.etcd_peers, ETCD_PEER_PORT, ETCD_PEER_PORT,
+            "etcd raft: peer traffic to the other members", peer=self.etcd_peers,
+        )
+        self._ingress("efs-from-etcd-peers", self.efs, NFS_PORT, NFS_PORT, "NFS: etcd members mount their data directories", peer=self.etcd_peers)
+        self._egress("etcd-peers-to-efs", self.etcd_peers, NFS_PORT, NFS_PORT, "NFS: etcd data directories on the EFS mount targets", peer=self.efs)
 
         for group_name, group in (
             ("frontend", self.frontend),

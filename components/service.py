@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from cdktf import TerraformResourceLifecycle
+from cdktf import ITerraformDependable, TerraformResourceLifecycle
 from constructs import Construct
 
 from components.aws import ecs_service, ecs_task_definition
@@ -15,6 +15,7 @@ class TaskService(Construct):
 
     Attributes:
         service_name, task_definition_arn, task_family.
+        service: the aws_ecs_service resource, for another resource's ``depends_on``.
     """
 
     def __init__(
@@ -41,6 +42,8 @@ class TaskService(Construct):
         load_balancer: dict[str, Any] | None = None,
         health_check_grace_seconds: int | None = None,
         service_registry_arn: str | None = None,
+        wait_for_steady_state: bool = False,
+        depends_on: list[ITerraformDependable] | None = None,
     ) -> None:
         """``capacity_provider`` None means Fargate; otherwise the EC2 capacity provider to place on."""
         super().__init__(scope, id_)
@@ -87,6 +90,8 @@ class TaskService(Construct):
             availability_zone_rebalancing="ENABLED",
             enable_ecs_managed_tags=True,
             propagate_tags="SERVICE",
+            wait_for_steady_state=wait_for_steady_state or None,
+            depends_on=depends_on,
             load_balancer=[ecs_service.EcsServiceLoadBalancer(**load_balancer)] if load_balancer else None,
             health_check_grace_period_seconds=health_check_grace_seconds,
             service_registries={"registry_arn": service_registry_arn} if service_registry_arn else None,
@@ -94,6 +99,7 @@ class TaskService(Construct):
             lifecycle=TerraformResourceLifecycle(ignore_changes=["desired_count"]) if autoscaled else None,
             **placement,
         )
+        self.service: ecs_service.EcsService = service
         self.service_name: str = service.name
         self.task_definition_arn: str = task.arn
         self.task_family: str = task.family

@@ -9,6 +9,7 @@ from components.autoscaling import Autoscaling, ScaledService, WorkingHours
 from components.aws import provider
 from components.control_plane import ControlPlane
 from components.discovery import Discovery
+from components.etcd_data import EtcdData
 from components.fargate_cluster import FargateCluster
 from components.gpu_cluster import GpuCluster
 from components.iam import Iam
@@ -102,7 +103,18 @@ class DynamoStack(TerraformStack):
             instance_profile_arn=iam.instance_profile_arn,
         )
         fargate = FargateCluster(self, "fargate-cluster", name=name)
-        discovery = Discovery(self, "discovery", name=name, vpc_id=network.vpc_id, services=["etcd", "nats"])
+        etcd_members = [f"etcd-{index}" for index in range(env.control_plane.etcd_members)]
+        discovery = Discovery(self, "discovery", name=name, vpc_id=network.vpc_id, services=[*etcd_members, "nats"])
+        etcd_data = EtcdData(
+            self,
+            "etcd-data",
+            name=name,
+            members=len(etcd_members),
+            kms_key_arn=logs.key_arn,
+            subnet_ids=network.private_subnet_ids,
+            security_group_id=security.efs,
+            task_role_name=iam.task_role_names["control-plane"],
+        )
         control = ControlPlane(
             self,
             "control-plane",
@@ -115,15 +127,19 @@ class DynamoStack(TerraformStack):
             nats_image=env.control_plane.nats.image,
             nats_cpu=env.control_plane.nats.cpu,
             nats_memory=env.control_plane.nats.memory,
-            etcd_hostname=discovery.hostnames["etcd"],
+            etcd_hostnames=[discovery.hostnames[member] for member in etcd_members],
             nats_hostname=discovery.hostnames["nats"],
-            etcd_registry_arn=discovery.service_arns["etcd"],
+            etcd_registry_arns=[discovery.service_arns[member] for member in etcd_members],
             nats_registry_arn=discovery.service_arns["nats"],
+            etcd_file_system_id=etcd_data.file_system_id,
+            etcd_access_point_ids=etcd_data.access_point_ids,
+            etcd_data_mountable=etcd_data.mountable,
             log_groups=logs.names,
             execution_role_arn=iam.execution_role_arn,
             task_role_arn=iam.task_role_arns["control-plane"],
             subnet_ids=network.private_subnet_ids,
             security_group_id=security.control_plane,
+            etcd_peers_security_group_id=security.etcd_peers,
         )
         balancer = LoadBalancer(
             self,
@@ -246,6 +262,8 @@ class DynamoStack(TerraformStack):
             load_balancer_arn_suffix=balancer.arn_suffix,
             target_group_arn_suffix=balancer.target_group_arn_suffix,
             services=alarmed,
+            etcd_cluster_name=fargate.cluster_name,
+            etcd_service_names=control.etcd_service_names,
         )
 
         outputs = {
@@ -254,8 +272,8 @@ class DynamoStack(TerraformStack):
             "gpu_cluster_name": (gpu.cluster_name, "ECS cluster of the GPU workers"),
             "fargate_cluster_name": (fargate.cluster_name, "ECS cluster of etcd, NATS and the frontend (on Fargate)"),
             "gpu_autoscaling_group_name": (gpu.autoscaling_group_name, "Auto Scaling group of the GPU instances"),
-            "service_discovery_namespace": (discovery.namespace_name, "Cloud Map namespace: etcd.<ns>:2379, nats.<ns>:4222"),
-            "etcd_endpoint": (control.etcd_endpoint, "ETCD_ENDPOINTS for Dynamo processes in this VPC"),
+            "service_discovery_namespace": (discovery.namespace_name, "Cloud Map namespace: etcd-<i>.<ns>:2379 per etcd member, nats.<ns>:4222"),
+            "etcd_endpoint": (control.etcd_endpoint, "ETCD_ENDPOINTS for Dynamo processes in this VPC: every etcd member, comma-separated"),
             "nats_server": (control.nats_server, "NATS_SERVER for Dynamo processes in this VPC"),
             "vpc_id": (network.vpc_id, "VPC id"),
             "private_subnet_ids": (network.private_subnet_ids, "Private subnets (tasks, instances)"),

@@ -351,6 +351,16 @@ class Nats(FargateTask):
 
 
 class ControlPlane(Model):
+    etcd_members: Literal[1, 3] = Field(
+        3,
+        description=(
+            "etcd cluster size. 3: each member is its own Fargate service in its own AZ (two share one with 2 AZs) with "
+            "its data on EFS; losing any one member stops no Dynamo process, and rollouts replace one member at a time. "
+            "1: every replacement of the single task (Fargate retirement, a crash, a task definition change) restarts "
+            "every Dynamo process, GPU workers included. Cost at the default 0.5 vCPU / 1 GiB per member (Fargate "
+            "on-demand, us-east-1): ~$18 a month for 1, ~$54 for 3; EFS adds cents."
+        ),
+    )
     etcd: Etcd = Field(default_factory=Etcd)
     nats: Nats = Field(default_factory=Nats)
 

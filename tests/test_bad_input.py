@@ -79,6 +79,7 @@ CASES: dict[str, Case] = {
     "shared_memory_not_below_memory": single("shared_memory_not_below_memory.toml", "decode.shared_memory_mib"),
     "prefill_missing_when_disaggregated": single("prefill_missing_when_disaggregated.toml", "prefill"),
     "fargate_memory_not_valid_for_cpu": single("fargate_memory_not_valid_for_cpu.toml", "control_plane.etcd.memory"),
+    "etcd_members_two": single("etcd_members_two.toml", "control_plane.etcd_members"),
     # network
     "invalid_cidr": single("invalid_cidr.toml", "network.cidr"),
     "cidr_with_host_bits": single("cidr_with_host_bits.toml", "network.cidr"),

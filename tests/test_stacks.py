@@ -286,23 +286,208 @@ def test_both_clusters_have_container_insights(case):
 # --- control plane -----------------------------------------------------------------
 
 
+def etcd_members(env: Environment) -> list[str]:
+    return [f"etcd-{index}" for index in range(env.control_plane.etcd_members)]
+
+
+def etcd_container(stack: dict, member: str) -> dict:
+    (container,) = containers(one(stack, "aws_ecs_task_definition", f"control-plane/{member}/task"))
+    return container
+
+
+def flags(command: list[str]) -> dict[str, str]:
+    """``--name=value`` arguments of a command, by name."""
+    return dict(argument.removeprefix("--").split("=", 1) for argument in command if argument.startswith("--") and "=" in argument)
+
+
+def control_plane_services(stack: dict) -> dict[str, dict]:
+    """The control plane's ECS services by short name (etcd-0, ..., nats)."""
+    return {
+        construct_path(body).split("/")[-2]: body
+        for body in resources(stack, "aws_ecs_service").values()
+        if "/control-plane/" in construct_path(body)
+    }
+
+
 def test_etcd_and_nats_run_on_fargate_and_are_found_through_cloud_map(case):
     env, stack = case
     (namespace,) = resources(stack, "aws_service_discovery_private_dns_namespace").values()
     assert namespace["name"] == f"{env.stack_name}.local"
-    for service_name, port, image in (("etcd", 2379, env.control_plane.etcd.image), ("nats", 4222, env.control_plane.nats.image)):
-        service = one(stack, "aws_ecs_service", f"control-plane/{service_name}/service")
+    registries = {body["name"]: body for body in resources(stack, "aws_service_discovery_service").values()}
+    assert set(registries) == {*etcd_members(env), "nats"}, "one Cloud Map name per etcd member, and NATS; no shared etcd name"
+    services = control_plane_services(stack)
+    assert set(services) == {*etcd_members(env), "nats"}
+    for short_name, service in services.items():
+        assert service["name"] == f"{env.stack_name}-{short_name}"
         assert service["launch_type"] == "FARGATE" and service["network_configuration"]["assign_public_ip"] is False
-        assert service["service_registries"]["registry_arn"] == reference_to(stack, "aws_service_discovery_service", f"discovery/{service_name}", "arn")
-        (container,) = containers(one(stack, "aws_ecs_task_definition", f"control-plane/{service_name}/task"))
+        assert service["service_registries"]["registry_arn"] == reference_to(stack, "aws_service_discovery_service", f"discovery/{short_name}", "arn")
+        (container,) = containers(one(stack, "aws_ecs_task_definition", f"control-plane/{short_name}/task"))
+        image, port = (env.control_plane.nats.image, 4222) if short_name == "nats" else (env.control_plane.etcd.image, 2379)
         assert container["image"] == image
         assert container["portMappings"] == [{"containerPort": port, "protocol": "tcp"}]
         assert container["healthCheck"]["command"][0] in ("CMD", "CMD-SHELL")
-    (etcd,) = containers(one(stack, "aws_ecs_task_definition", "control-plane/etcd/task"))
-    assert etcd["command"][0] == "/usr/local/bin/etcd"
-    assert f"--advertise-client-urls=http://etcd.{env.stack_name}.local:2379" in etcd["command"]
     (nats,) = containers(one(stack, "aws_ecs_task_definition", "control-plane/nats/task"))
     assert "-js" in nats["command"]
+
+
+def test_the_environment_files_choose_the_etcd_cluster_size():
+    """dev stays cheap with one member; staging and prod take the default three."""
+    sizes = {name: load(ENVIRONMENTS_DIR / f"{name}.toml").control_plane.etcd_members for name in ENVIRONMENTS}
+    assert sizes == {"dev": 1, "staging": 3, "prod": 3}
+    assert Environment.model_fields["control_plane"].default_factory().etcd_members == 3
+
+
+def test_each_etcd_member_names_itself_and_lists_every_member(case):
+    env, stack = case
+    namespace = f"{env.stack_name}.local"
+    members = etcd_members(env)
+    expected_cluster = ",".join(f"{member}=http://{member}.{namespace}:2380" for member in members)
+    for member in members:
+        container = etcd_container(stack, member)
+        assert container["name"] == "etcd"
+        command = container["command"]
+        assert command[0] == "/usr/local/bin/etcd"
+        given = flags(command)
+        assert given["name"] == member
+        assert given["data-dir"] == "/data/etcd"
+        assert given["listen-client-urls"] == "http://0.0.0.0:2379" and given["listen-peer-urls"] == "http://0.0.0.0:2380"
+        assert given["advertise-client-urls"] == f"http://{member}.{namespace}:2379"
+        assert given["initial-advertise-peer-urls"] == f"http://{member}.{namespace}:2380"
+        assert given["initial-cluster"] == expected_cluster
+        assert given["initial-cluster-state"] == "new" and given["initial-cluster-token"] == env.stack_name
+        assert container["mountPoints"] == [{"sourceVolume": "data", "containerPath": "/data", "readOnly": False}]
+        assert container["readonlyRootFilesystem"] is True
+        probe = container["healthCheck"]
+        assert probe["command"] == ["CMD", "/usr/local/bin/etcdctl", "--endpoints=http://127.0.0.1:2379", "endpoint", "health"]
+        assert probe["startPeriod"] >= 120, "at the first deploy a member is healthy only once the next one has started"
+        options = container["logConfiguration"]["options"]
+        assert options["awslogs-group"] == reference_to(stack, "aws_cloudwatch_log_group", "logs/etcd", "name")
+        assert options["awslogs-stream-prefix"] == member
+
+
+def test_etcd_members_spread_over_the_azs_and_never_run_twice(case):
+    env, stack = case
+    private = [reference_to(stack, "aws_subnet", f"network/private-{index}", "id") for index in range(env.network.az_count)]
+    services = control_plane_services(stack)
+    for index, member in enumerate(etcd_members(env)):
+        service = services[member]
+        assert service["network_configuration"]["subnets"] == [private[index % env.network.az_count]]
+        assert service["desired_count"] == 1
+        assert (service["deployment_minimum_healthy_percent"], service["deployment_maximum_percent"]) == (0, 100), "two tasks on one data directory"
+        assert "lifecycle" not in service, "nothing else may change a member's count"
+    zones = {tuple(services[member]["network_configuration"]["subnets"]) for member in etcd_members(env)}
+    assert len(zones) == min(env.control_plane.etcd_members, env.network.az_count)
+
+
+def test_etcd_members_roll_one_at_a_time(case):
+    env, stack = case
+    services = control_plane_services(stack)
+    members = etcd_members(env)
+    for index, member in enumerate(members):
+        service = services[member]
+        assert service["wait_for_steady_state"] is True
+        if index == 0:
+            # The first member waits for its data to be mountable: every mount target, the file
+            # system policy and the task role's grant (nothing in its task definition refers to them).
+            mountable = [f"{kind}.{logical_id}" for kind in ("aws_efs_mount_target", "aws_efs_file_system_policy") for logical_id in resources(stack, kind)]
+            mountable += [f"aws_iam_role_policy.{logical_id}" for logical_id, body in resources(stack, "aws_iam_role_policy").items() if construct_path(body).endswith("etcd-data/task-role")]
+            assert sorted(service["depends_on"]) == sorted(mountable)
+            assert len(resources(stack, "aws_efs_mount_target")) == env.network.az_count
+        else:
+            (dependency,) = service["depends_on"]
+            previous = reference_to(stack, "aws_ecs_service", f"control-plane/{members[index - 1]}/service", "name")
+            assert f"${{{dependency}.name}}" == previous
+    others = [body for short_name, body in services.items() if short_name == "nats"]
+    others += [body for body in resources(stack, "aws_ecs_service").values() if "/control-plane/" not in construct_path(body)]
+    assert all("wait_for_steady_state" not in body and "depends_on" not in body for body in others), "only the etcd members wait"
+
+
+def test_etcd_data_is_encrypted_on_efs_with_an_access_point_per_member(case):
+    env, stack = case
+    (file_system,) = resources(stack, "aws_efs_file_system").values()
+    assert file_system["encrypted"] is True
+    assert file_system["kms_key_id"] == reference_to(stack, "aws_kms_key", "logs/key", "arn"), "the stack's own customer-managed key"
+    file_system_id = reference_to(stack, "aws_efs_file_system", "etcd-data/file-system", "id")
+    efs_group = reference_to(stack, "aws_security_group", "security-groups/efs", "id")
+    targets = resources(stack, "aws_efs_mount_target").values()
+    private = {reference_to(stack, "aws_subnet", f"network/private-{index}", "id") for index in range(env.network.az_count)}
+    assert sorted(target["subnet_id"] for target in targets) == sorted(private), "a mount target in every private subnet"
+    assert all(target["file_system_id"] == file_system_id and target["security_groups"] == [efs_group] for target in targets)
+    access_points = {construct_path(body).split("/")[-1]: body for body in resources(stack, "aws_efs_access_point").values()}
+    assert set(access_points) == set(etcd_members(env))
+    for member, access_point in access_points.items():
+        assert access_point["file_system_id"] == file_system_id
+        assert access_point["root_directory"] == {
+            "path": f"/{member}",
+            "creation_info": {"owner_uid": 0, "owner_gid": 0, "permissions": "0700"},
+        }
+        assert access_point["posix_user"] == {"uid": 0, "gid": 0}
+        (volume,) = one(stack, "aws_ecs_task_definition", f"control-plane/{member}/task")["volume"]
+        assert volume["name"] == "data"
+        assert volume["efs_volume_configuration"] == {
+            "file_system_id": file_system_id,
+            "transit_encryption": "ENABLED",
+            "authorization_config": {"access_point_id": reference_to(stack, "aws_efs_access_point", f"etcd-data/{member}", "id"), "iam": "ENABLED"},
+        }
+    (policy,) = resources(stack, "aws_efs_file_system_policy").values()
+    (statement,) = json.loads(policy["policy"])["Statement"]
+    assert statement["Effect"] == "Deny" and statement["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+
+
+def test_the_control_plane_task_role_mounts_the_data_only_through_the_access_points(case):
+    env, stack = case
+    policy = one(stack, "aws_iam_role_policy", "etcd-data/task-role")
+    assert policy["role"] == reference_to(stack, "aws_iam_role", "iam/task-control-plane", "name")
+    (statement,) = json.loads(policy["policy"])["Statement"]
+    assert statement["Effect"] == "Allow"
+    # ClientRootAccess: the access points write as root (uid 0), which EFS allows only with it.
+    assert sorted(statement["Action"]) == ["elasticfilesystem:ClientMount", "elasticfilesystem:ClientRootAccess", "elasticfilesystem:ClientWrite"]
+    assert statement["Resource"] == reference_to(stack, "aws_efs_file_system", "etcd-data/file-system", "arn")
+    access_points = [reference_to(stack, "aws_efs_access_point", f"etcd-data/{member}", "arn") for member in etcd_members(env)]
+    assert statement["Condition"] == {"StringEquals": {"elasticfilesystem:AccessPointArn": access_points}}
+    for member in etcd_members(env):
+        task = one(stack, "aws_ecs_task_definition", f"control-plane/{member}/task")
+        assert task["task_role_arn"] == reference_to(stack, "aws_iam_role", "iam/task-control-plane", "arn")
+
+
+def test_etcd_peers_talk_only_to_each_other_and_nfs_only_from_the_members(case):
+    env, stack = case
+    group = {name: reference_to(stack, "aws_security_group", f"security-groups/{name}", "id") for name in ("control-plane", "etcd-peers", "efs")}
+    for name in ("etcd-peers", "efs"):
+        assert one(stack, "aws_security_group", f"security-groups/{name}")["name"] == f"{env.stack_name}-{name}"
+
+    def rules(direction: str, of: str) -> set[tuple[int, int, str | None]]:
+        return {
+            (rule["from_port"], rule["to_port"], rule.get("referenced_security_group_id") or rule.get("cidr_ipv4"))
+            for rule in resources(stack, f"aws_vpc_security_group_{direction}_rule").values()
+            if rule["security_group_id"] == group[of]
+        }
+
+    assert rules("ingress", "etcd-peers") == {(2380, 2380, group["etcd-peers"])}
+    assert rules("egress", "etcd-peers") == {(2380, 2380, group["etcd-peers"]), (2049, 2049, group["efs"])}
+    assert rules("ingress", "efs") == {(2049, 2049, group["etcd-peers"])}
+    assert rules("egress", "efs") == set()
+    admitting_2380 = {
+        rule["security_group_id"]
+        for rule in resources(stack, "aws_vpc_security_group_ingress_rule").values()
+        if rule["from_port"] <= 2380 <= rule["to_port"] and rule["security_group_id"] in group.values()
+    }
+    assert admitting_2380 == {group["etcd-peers"]}, "the peer port is open between members only"
+    services = control_plane_services(stack)
+    for member in etcd_members(env):
+        assert services[member]["network_configuration"]["security_groups"] == [group["control-plane"], group["etcd-peers"]]
+    assert services["nats"]["network_configuration"]["security_groups"] == [group["control-plane"]]
+    carrying_peers = [
+        construct_path(body) for body in resources(stack, "aws_ecs_service").values() if group["etcd-peers"] in body["network_configuration"]["security_groups"]
+    ]
+    assert len(carrying_peers) == env.control_plane.etcd_members
+    descriptions = [
+        rule["description"]
+        for direction in ("ingress", "egress")
+        for rule in resources(stack, f"aws_vpc_security_group_{direction}_rule").values()
+        if rule["security_group_id"] in (group["etcd-peers"], group["efs"])
+    ]
+    assert len(descriptions) == 4 and len(set(descriptions)) == 4, descriptions
 
 
 # --- Dynamo workers and frontend ---------------------------------------------------
@@ -360,14 +545,17 @@ def test_workers_report_ready_once_their_generate_endpoint_is_registered(case):
         assert isinstance(endpoints, list) and "generate" in endpoints
 
 
-def test_every_dynamo_process_finds_etcd_and_nats_by_name(case):
+def test_every_dynamo_process_finds_every_etcd_member_and_nats_by_name(case):
     env, stack = case
     namespace = f"{env.stack_name}.local"
+    # Comma-separated: what Dynamo 1.2.1 reads (measured in the twin with three members).
+    endpoints = ",".join(f"http://{member}.{namespace}:2379" for member in etcd_members(env))
     for path in ["frontend/frontend/task", *(f"{role}/{role}/task" for role in gpu_roles(env))]:
         (container,) = containers(one(stack, "aws_ecs_task_definition", path))
         variables = environment_of(container)
-        assert variables["ETCD_ENDPOINTS"] == f"http://etcd.{namespace}:2379"
+        assert variables["ETCD_ENDPOINTS"] == endpoints
         assert variables["NATS_SERVER"] == f"nats://nats.{namespace}:4222"
+    assert stack["output"]["etcd_endpoint"]["value"] == endpoints
 
 
 def test_hf_token_arrives_as_a_secret_never_as_plain_environment(case):
@@ -502,8 +690,33 @@ def test_working_hours_scale_everything_to_zero_only_where_configured(case):
 def test_alarms_cover_5xx_unhealthy_targets_and_every_service(case):
     env, stack = case
     names = {alarm["alarm_name"] for alarm in resources(stack, "aws_cloudwatch_metric_alarm").values()}
-    services = ["frontend", *gpu_roles(env), "etcd", "nats"]
-    assert names == {f"{env.stack_name}-alb-5xx", f"{env.stack_name}-unhealthy-targets", *(f"{env.stack_name}-{s}-below-desired" for s in services)}
+    # nats-below-desired is "NATS down": one task, desired 1.
+    services = ["frontend", *gpu_roles(env), *etcd_members(env), "nats"]
+    expected = {f"{env.stack_name}-alb-5xx", f"{env.stack_name}-unhealthy-targets", f"{env.stack_name}-etcd-below-quorum-plus-one"}
+    assert names == expected | {f"{env.stack_name}-{s}-below-desired" for s in services}
+    topic = stack["output"]["alarm_topic_arn"]["value"]
+    for alarm in resources(stack, "aws_cloudwatch_metric_alarm").values():
+        assert alarm["alarm_actions"] == [topic] and alarm["ok_actions"] == [topic]
+
+
+def test_an_alarm_fires_when_etcd_is_one_member_from_losing_quorum(case):
+    env, stack = case
+    members = env.control_plane.etcd_members
+    alarm = one(stack, "aws_cloudwatch_metric_alarm", "alarms/etcd-below-quorum-plus-one")
+    quorum = members // 2 + 1
+    # Below quorum + 1 (capped at the cluster size): three members alarm when one is missing, one when it is.
+    assert alarm["comparison_operator"] == "LessThanThreshold"
+    assert alarm["threshold"] == min(members, quorum + 1) == (3 if members == 3 else 1)
+    (total,) = [query for query in alarm["metric_query"] if query.get("return_data")]
+    metrics = {query["id"]: query["metric"] for query in alarm["metric_query"] if "metric" in query}
+    assert total["expression"] == " + ".join(f"FILL({query_id}, 0)" for query_id in metrics)
+    cluster = reference_to(stack, "aws_ecs_cluster", "fargate-cluster/cluster", "name")
+    services = sorted(metric["dimensions"]["ServiceName"] for metric in metrics.values())
+    assert services == sorted(reference_to(stack, "aws_ecs_service", f"control-plane/{member}/service", "name") for member in etcd_members(env))
+    for metric in metrics.values():
+        assert (metric["namespace"], metric["metric_name"]) == ("ECS/ContainerInsights", "RunningTaskCount")
+        assert metric["dimensions"]["ClusterName"] == cluster
+    assert alarm["evaluation_periods"] * next(iter(metrics.values()))["period"] <= 600, "alarm within minutes, not a quarter hour"
 
 
 def test_log_groups_have_the_configured_retention(case):

@@ -271,6 +271,27 @@ def _patch_waf_external_acls() -> None:
     WAFV2Backend.associate_web_acl = associate_web_acl
 
 
+def _patch_efs_delete_file_system_policy() -> None:
+    """EFS: DeleteFileSystemPolicy removes a file system's policy.
+
+    Real EFS deletes the policy (the default one applies again) and answers 200; moto 5.2
+    does not implement the call, so destroying the etcd data file system's policy fails
+    with a 500 the provider keeps retrying.
+    """
+    from moto.efs.exceptions import FileSystemNotFound
+    from moto.efs.responses import EFSResponse
+
+    def delete_file_system_policy(self: Any) -> tuple[str, dict[str, str]]:
+        file_system_id = self._get_param("FileSystemId")
+        file_system = self.efs_backend.file_systems_by_id.get(file_system_id)
+        if file_system is None:
+            raise FileSystemNotFound(file_system_id)
+        file_system.file_system_policy = None
+        return "{}", {"Content-Type": "application/json"}
+
+    EFSResponse.delete_file_system_policy = delete_file_system_policy
+
+
 def _seed_gpu_ami(regions: list[str]) -> None:
     """The public SSM parameter for the ECS GPU AMI (moto 5.2 bundles it; older releases did not)."""
     from moto.core import DEFAULT_ACCOUNT_ID
@@ -339,6 +360,11 @@ def serve(regions: list[str]) -> None:
     # AWS managed policies (AmazonECSTaskExecutionRolePolicy, ...) exist in every real
     # account; moto loads them only when asked.
     os.environ["MOTO_IAM_LOAD_MANAGED_POLICIES"] = "true"
+    # ECS: real ECS starts a service's tasks and DescribeServices reports them running; moto
+    # 5.2 starts none and reports runningCount from this variable (default 0), so a service
+    # with wait_for_steady_state (the etcd members) would never become steady. Every service
+    # here runs one task per deployment step or has no waiter, so 1 is what real ECS reports.
+    os.environ["MOTO_ECS_SERVICE_RUNNING"] = "1"
     import logging
     import signal
 
@@ -353,6 +379,7 @@ def serve(regions: list[str]) -> None:
     _patch_idempotent_vpc_endpoint_delete()
     _patch_listener_certificates()
     _patch_waf_external_acls()
+    _patch_efs_delete_file_system_policy()
     _seed_gpu_ami(regions)
     # One log line per request costs time and buries the errors worth reading.
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
