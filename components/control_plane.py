@@ -5,6 +5,9 @@ workers re-create when etcd or NATS restarts; a restart costs seconds of routing
 """
 from __future__ import annotations
 
+from typing import Sequence
+
+from cdktf import ITerraformDependable
 from constructs import Construct
 
 from components.aws import ecs_task_definition
@@ -42,6 +45,7 @@ class ControlPlane(Construct):
         task_role_arn: str,
         subnet_ids: list[str],
         security_group_id: str,
+        needs: Sequence[ITerraformDependable],
     ) -> None:
         super().__init__(scope, id_)
         self.etcd_endpoint: str = f"http://{etcd_hostname}:{ETCD_PORT}"
@@ -58,6 +62,7 @@ class ControlPlane(Construct):
             "minimum_healthy_percent": 0,
             "maximum_percent": 100,
             "volumes": [ecs_task_definition.EcsTaskDefinitionVolume(name=DATA_VOLUME)],
+            "needs": needs,
         }
         mount = [{"sourceVolume": DATA_VOLUME, "containerPath": "/data", "readOnly": False}]
         etcd = TaskService(
