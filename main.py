@@ -132,7 +132,7 @@ def summary(environment: Environment, outdir: Path) -> str:
     gpus = environment.decode.gpus
     return (
         f"{stack:<16} {resources:>4} resources  GPU fleet {fleet.instance_type} x {fleet.min_instances}..{fleet.max_instances}"
-        f" ({fleet.capacity.replace('_', '-')})  {gpus} GPU{'s' if gpus > 1 else ''}/worker  {environment.mode}  {display_path(path)}"
+        f" ({fleet.capacity.replace('_', '-')})  {gpus} GPU{'s' if gpus > 1 else ''}/worker  {environment.mode}  {environment.rollout_summary()}  {display_path(path)}"
     )
 
 

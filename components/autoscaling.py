@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from cdktf import TerraformResourceLifecycle
 from constructs import Construct
 
 from components.aws import appautoscaling_policy, appautoscaling_scheduled_action, appautoscaling_target
@@ -21,6 +22,13 @@ class WorkingHours:
     timezone: str
     scale_up: str
     scale_down: str
+
+
+# A scalable target, policy or scheduled action is replaced only when what identifies it
+# changes (its resource id: the frontend moving to the other cluster, or a name), so the
+# replacement is always a different object: it can exist first, and the service is never
+# left without its bounds and policies while the old ones go.
+REPLACE_FIRST = TerraformResourceLifecycle(create_before_destroy=True)
 
 
 class Autoscaling(Construct):
@@ -58,6 +66,7 @@ class Autoscaling(Construct):
                 resource_id=f"service/{service.cluster_name}/{service.service_name}",
                 min_capacity=service.min_count,
                 max_capacity=service.max_count,
+                lifecycle=REPLACE_FIRST,
             )
             targets[short_name] = target
             self.resource_ids[short_name] = target.resource_id
@@ -81,6 +90,7 @@ class Autoscaling(Construct):
                     "scale_out_cooldown": 60,
                     "predefined_metric_specification": {"predefined_metric_type": metric, "resource_label": label},
                 },
+                lifecycle=REPLACE_FIRST,
             )
 
         if working_hours is None:
@@ -101,4 +111,5 @@ class Autoscaling(Construct):
                     schedule=schedule,
                     timezone=working_hours.timezone,
                     scalable_target_action={"min_capacity": str(bounds[0]), "max_capacity": str(bounds[1])},
+                    lifecycle=REPLACE_FIRST,
                 )

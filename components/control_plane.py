@@ -45,6 +45,8 @@ are lost, so the KV router may not know of cache blocks stored meanwhile.
 """
 from __future__ import annotations
 
+from typing import Sequence
+
 from cdktf import ITerraformDependable
 from constructs import Construct
 
@@ -99,6 +101,7 @@ class ControlPlane(Construct):
         subnet_ids: list[str],
         security_group_id: str,
         etcd_peers_security_group_id: str,
+        needs: Sequence[ITerraformDependable],
     ) -> None:
         """``etcd_hostnames``, ``etcd_registry_arns`` and ``etcd_access_point_ids``: one per member, in member order.
 
@@ -116,6 +119,7 @@ class ControlPlane(Construct):
             # instances never answer on the same DNS name, or write the same data, at once.
             "minimum_healthy_percent": 0,
             "maximum_percent": 100,
+            "needs": needs,
         }
         mount = [{"sourceVolume": DATA_VOLUME, "containerPath": DATA_PATH, "readOnly": False}]
         initial_cluster = ",".join(
@@ -178,8 +182,7 @@ class ControlPlane(Construct):
                         "startPeriod": ETCD_START_PERIOD_SECONDS,
                     },
                 ),
-                **_member_ordering(previous, etcd_data_mountable),
-                **common,
+                **_member_ordering(previous, etcd_data_mountable, common),
             )
             self.service_names[member] = service.service_name
             self.etcd_service_names.append(service.service_name)
@@ -217,7 +220,7 @@ class ControlPlane(Construct):
         self.service_names["nats"] = nats.service_name
 
 
-def _member_ordering(previous: TaskService | None, mountable: list[ITerraformDependable]) -> dict[str, bool | list[ITerraformDependable]]:
+def _member_ordering(previous: TaskService | None, mountable: list[ITerraformDependable], common: dict) -> dict:
     """Terraform changes member i+1 only after member i is back, so quorum holds through a rollout.
 
     A change to the etcd image or size changes every member's task definition. Without an
@@ -241,4 +244,4 @@ def _member_ordering(previous: TaskService | None, mountable: list[ITerraformDep
     Try such changes in dev or staging first. (hashicorp/aws 6.x waits for the ECS
     deployment to succeed, health checks included.)
     """
-    return {"wait_for_steady_state": True, "depends_on": [previous.service] if previous else mountable}
+    return {**common, "wait_for_steady_state": True, "needs": [*common["needs"], *([previous.service] if previous else mountable)]}

@@ -1,7 +1,7 @@
 """The EC2 GPU cluster: launch template, Auto Scaling group and ECS capacity provider."""
 from __future__ import annotations
 
-from cdktf import Fn, TerraformResourceLifecycle
+from cdktf import Fn, TerraformResourceLifecycle, Token
 from constructs import Construct
 
 from components.aws import (
@@ -45,6 +45,35 @@ def user_data(*, cluster_name: str, model_cache_path: str) -> str:
             "",
         ]
     )
+
+
+# What replaces the instances when the launch template changes (the AWS provider starts
+# the refresh when the group's launch_template or mixed_instances_policy changes:
+# aws_autoscaling_group, instance_refresh). It has to go through ECS, not around it:
+# - scale_in_protected_instances "Refresh": managed termination protection keeps every
+#   instance with tasks protected from scale-in, and the default for protected instances
+#   ("Ignore" in the provider) would skip exactly those. The ECS developer guide (Amazon
+#   ECS managed instance draining) says to choose Refresh for scale-in protection when
+#   starting an instance refresh with managed termination protection;
+# - managed draining (the capacity provider) then drains each instance before it is
+#   terminated: ECS moves its tasks under each service's deployment configuration, so a
+#   surge worker's replacement starts before the old one stops (workers.py);
+# - min 100 / max 200 healthy percent: "launch before terminating" (EC2 Auto Scaling user
+#   guide, instance maintenance policies): the new instance is in service before an old
+#   one goes, so GPU capacity never drops during the refresh;
+# - warm-up as long as the group's health check grace and managed scaling's warm-up;
+# - skip_matching: instances already on the new template (a refresh that was cancelled
+#   and started again) are not replaced twice.
+INSTANCE_REFRESH = autoscaling_group.AutoscalingGroupInstanceRefresh(
+    strategy="Rolling",
+    preferences=autoscaling_group.AutoscalingGroupInstanceRefreshPreferences(
+        min_healthy_percentage=100,
+        max_healthy_percentage=200,
+        scale_in_protected_instances="Refresh",
+        instance_warmup="300",
+        skip_matching=True,
+    ),
+)
 
 
 class GpuCluster(Construct):
@@ -102,7 +131,11 @@ class GpuCluster(Construct):
                 for resource in ("instance", "volume")
             ],
         )
-        template_reference = {"id": template.id, "version": "$Latest"}
+        # The version number, not "$Latest": a new version (instance type, AMI, user data)
+        # is then a change of the group's launch template, which starts its instance
+        # refresh; with "$Latest" only instances launched later would use it.
+        version = Token.as_string(template.latest_version)
+        template_reference = {"id": template.id, "version": version}
         placement = (
             {
                 "mixed_instances_policy": {
@@ -112,7 +145,7 @@ class GpuCluster(Construct):
                         "spot_allocation_strategy": "price-capacity-optimized",
                     },
                     "launch_template": {
-                        "launch_template_specification": {"launch_template_id": template.id, "version": "$Latest"},
+                        "launch_template_specification": {"launch_template_id": template.id, "version": version},
                         "override": [
                             autoscaling_group.AutoscalingGroupMixedInstancesPolicyLaunchTemplateOverride(instance_type=instance_type)
                         ],
@@ -141,6 +174,7 @@ class GpuCluster(Construct):
             ],
             # ECS managed scaling owns the group's size after the first apply.
             lifecycle=TerraformResourceLifecycle(ignore_changes=["desired_capacity"]),
+            instance_refresh=INSTANCE_REFRESH,
             **placement,
         )
         provider = ecs_capacity_provider.EcsCapacityProvider(

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 
+from cdktf import ITerraformDependable
 from constructs import Construct
 
 from components.account import Account
@@ -51,6 +52,8 @@ class Iam(Construct):
 
     Attributes:
         execution_role_arn: pulls images, writes logs, reads exactly the configured secrets.
+        execution_policies: what attaches that role's permissions; services wait for them.
+        execution_managed_policy: the part without secrets (pull images, write logs).
         task_role_arns, task_role_names: per task family (frontend, workers, control-plane); no
             permissions beyond their identity until a feature needs one (the control plane's
             etcd members mount their EFS data, components/etcd_data.py).
@@ -71,11 +74,16 @@ class Iam(Construct):
         super().__init__(scope, id_)
         managed = f"arn:{account.partition}:iam::aws:policy"
         execution = iam_role.IamRole(self, "execution", name=f"{name}-task-execution", assume_role_policy=_ecs_tasks_assume(account))
-        iam_role_policy_attachment.IamRolePolicyAttachment(
+        managed_policy = iam_role_policy_attachment.IamRolePolicyAttachment(
             self, "execution-managed", role=execution.name, policy_arn=f"{managed}/service-role/AmazonECSTaskExecutionRolePolicy"
         )
+        # A service references only the role's ARN, which exists before its policies do:
+        # without an explicit dependency a task can start (and fail to pull its image or
+        # read its secrets) before a policy added in the same apply is attached.
+        self.execution_managed_policy: ITerraformDependable = managed_policy
+        self.execution_policies: list[ITerraformDependable] = [managed_policy]
         if secret_arns:
-            iam_role_policy.IamRolePolicy(
+            secrets_policy = iam_role_policy.IamRolePolicy(
                 self,
                 "execution-secrets",
                 name=f"{name}-read-secrets",
@@ -90,6 +98,7 @@ class Iam(Construct):
                     }
                 ),
             )
+            self.execution_policies.append(secrets_policy)
         self.execution_role_arn: str = execution.arn
 
         self.task_role_arns: dict[str, str] = {}

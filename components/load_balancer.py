@@ -1,6 +1,7 @@
 """The Application Load Balancer in front of the frontends."""
 from __future__ import annotations
 
+import hashlib
 import json
 
 from constructs import Construct
@@ -21,6 +22,11 @@ from components.aws import (
     wafv2_web_acl_association,
 )
 from components.security_groups import FRONTEND_PORT, HTTP_PORT, HTTPS_PORT
+
+
+def _cdktf_path_hash(*path: str) -> str:
+    """The hash cdktf appends to a resource's logical id (makeUniqueId in cdktf's unique-id.ts)."""
+    return hashlib.md5("/".join(path).encode()).hexdigest()[:8].upper()
 
 
 class LoadBalancer(Construct):
@@ -91,8 +97,9 @@ class LoadBalancer(Construct):
             },
         )
         forward = [lb_listener.LbListenerDefaultAction(type="forward", target_group_arn=target_group.arn)]
+        https = None
         if certificate_arn:
-            lb_listener.LbListener(
+            https = lb_listener.LbListener(
                 self,
                 "https",
                 load_balancer_arn=balancer.arn,
@@ -102,20 +109,30 @@ class LoadBalancer(Construct):
                 certificate_arn=certificate_arn,
                 default_action=forward,
             )
-            lb_listener.LbListener(
-                self,
-                "http-redirect",
-                load_balancer_arn=balancer.arn,
-                port=HTTP_PORT,
-                protocol="HTTP",
-                default_action=[
-                    lb_listener.LbListenerDefaultAction(
-                        type="redirect", redirect={"port": str(HTTPS_PORT), "protocol": "HTTPS", "status_code": "HTTP_301"}
-                    )
-                ],
+        redirect = [
+            lb_listener.LbListenerDefaultAction(
+                type="redirect", redirect={"port": str(HTTPS_PORT), "protocol": "HTTPS", "status_code": "HTTP_301"}
             )
-        else:
-            lb_listener.LbListener(self, "http", load_balancer_arn=balancer.arn, port=HTTP_PORT, protocol="HTTP", default_action=forward)
+        ]
+        # One listener on port 80 whatever the certificate: adding or removing one changes
+        # its default action in place (ModifyListener), so port 80 never closes and no
+        # create can race the delete of the old listener (DuplicateListener). It redirects
+        # only once the HTTPS listener exists; without a certificate it forwards.
+        http = lb_listener.LbListener(
+            self,
+            "http",
+            load_balancer_arn=balancer.arn,
+            port=HTTP_PORT,
+            protocol="HTTP",
+            default_action=redirect if certificate_arn else forward,
+            depends_on=[https] if https else None,
+        )
+        if certificate_arn:
+            # Before this one listener, a stack with a certificate had its port-80 listener
+            # at this address (cdktf's logical id for the path load-balancer/http-redirect:
+            # the path, then the first 8 hex digits of its MD5, upper case): Terraform
+            # moves it in the state instead of deleting one listener and creating another.
+            http.move_from_id(f"aws_lb_listener.load-balancer_http-redirect_{_cdktf_path_hash('load-balancer', 'http-redirect')}")
         if waf_acl_arn:
             wafv2_web_acl_association.Wafv2WebAclAssociation(self, "waf", resource_arn=balancer.arn, web_acl_arn=waf_acl_arn)
 

@@ -140,6 +140,8 @@ class DynamoStack(TerraformStack):
             subnet_ids=network.private_subnet_ids,
             security_group_id=security.control_plane,
             etcd_peers_security_group_id=security.etcd_peers,
+            # etcd and NATS read no secret: only pulling and logging.
+            needs=[iam.execution_managed_policy],
         )
         balancer = LoadBalancer(
             self,
@@ -192,6 +194,7 @@ class DynamoStack(TerraformStack):
             task_role_arn=iam.task_role_arns["frontend"],
             subnet_ids=network.private_subnet_ids,
             security_group_id=security.frontend,
+            needs=iam.execution_policies,
         )
         scaled = {
             "frontend": ScaledService(
@@ -229,6 +232,7 @@ class DynamoStack(TerraformStack):
                 shared_memory_mib=worker.shared_memory_mib,
                 desired_count=worker.count,
                 min_count=worker.min_count,
+                rollout=worker.rollout,
                 environment=environment,
                 secrets=secrets_for(hf_token_secret_arn=env.model.hf_token_secret_arn),
                 model_cache_path=env.gpu_fleet.model_cache_path,
@@ -237,6 +241,7 @@ class DynamoStack(TerraformStack):
                 task_role_arn=iam.task_role_arns["workers"],
                 subnet_ids=network.private_subnet_ids,
                 security_group_id=security.workers,
+                needs=iam.execution_policies,
             )
             scaled[role] = ScaledService(gpu.cluster_name, service.service_name, worker.min_count, worker.max_count)
 

@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Sequence
 
+from cdktf import ITerraformDependable
 from constructs import Construct
 
 from components.container import container_definition, http_health_check
@@ -36,6 +37,23 @@ WORKER_START_PERIOD = 300
 WORKER_HEALTH_RETRIES = 10
 # ECS's maximum: time for in-flight requests to finish after SIGTERM.
 STOP_TIMEOUT = 120
+
+
+def rollout_percents(rollout: str, min_count: int) -> tuple[int, int]:
+    """(deployment_minimum_healthy_percent, deployment_maximum_percent) of a worker service.
+
+    ECS rounds the maximum down and the minimum up, as percentages of the desired count
+    (ECS API reference, DeploymentConfiguration). The same two numbers govern tasks moved
+    off an instance that drains (instance refresh, scale-in, spot interruption).
+    """
+    if rollout == "surge":
+        # Every old worker keeps serving until its replacement is healthy; the
+        # replacements start as far as the fleet has room (schema.py counts one more).
+        return 100, 200
+    # Never more workers than desired (no spare GPU); keep half serving when there are at
+    # least two. With fewer, 50% of one rounds up to one and nothing could ever stop, so
+    # the only worker stops first: the role serves nothing until the new one has loaded.
+    return (50 if min_count >= 2 else 0), 100
 
 
 def frontend_command(*, router_mode: str, router_replica_sync: bool, migration_limit: int) -> list[str]:
@@ -113,6 +131,7 @@ class Frontend(Construct):
         task_role_arn: str,
         subnet_ids: list[str],
         security_group_id: str,
+        needs: Sequence[ITerraformDependable],
     ) -> None:
         super().__init__(scope, id_)
         service = TaskService(
@@ -132,6 +151,13 @@ class Frontend(Construct):
             autoscaled=True,
             load_balancer={"target_group_arn": target_group_arn, "container_name": "frontend", "container_port": FRONTEND_PORT},
             health_check_grace_seconds=health_check_grace_seconds,
+            needs=needs,
+            # Moving between Fargate and the GPU fleet moves the service to the other
+            # cluster, which forces a replacement (a service's cluster cannot change). The
+            # new service registers in the same target group and runs its tasks before the
+            # old one is deleted; the old tasks then drain for the target group's
+            # deregistration delay. Both keep the name: they live in different clusters.
+            replace_before_destroy=True,
             container=container_definition(
                 name="frontend",
                 image=image,
@@ -185,6 +211,7 @@ class GpuWorkers(Construct):
         shared_memory_mib: int,
         desired_count: int,
         min_count: int,
+        rollout: str,
         environment: dict[str, str],
         secrets: dict[str, str],
         model_cache_path: str,
@@ -193,8 +220,10 @@ class GpuWorkers(Construct):
         task_role_arn: str,
         subnet_ids: list[str],
         security_group_id: str,
+        needs: Sequence[ITerraformDependable],
     ) -> None:
         super().__init__(scope, id_)
+        minimum_healthy_percent, maximum_percent = rollout_percents(rollout, min_count)
         service = TaskService(
             self,
             role,
@@ -209,10 +238,9 @@ class GpuWorkers(Construct):
             security_group_ids=[security_group_id],
             desired_count=desired_count,
             autoscaled=True,
-            # Never more workers than desired during a deploy (that would need spare
-            # GPUs); keep half serving when there are at least two, else replace in place.
-            maximum_percent=100,
-            minimum_healthy_percent=50 if min_count >= 2 else 0,
+            maximum_percent=maximum_percent,
+            minimum_healthy_percent=minimum_healthy_percent,
+            needs=needs,
             volumes=[ecs_task_definition.EcsTaskDefinitionVolume(name=MODEL_CACHE_VOLUME, host_path=model_cache_path)],
             container=container_definition(
                 name=role,

@@ -311,9 +311,9 @@ class Frontend(Scaling):
         le=10,
         description=(
             "Times a request may move to another worker when its worker goes away (Dynamo --migration-limit); 0 turns it off, "
-            "and a request on a worker that dies fails. Workers die on crashes, scale-in and rollouts (they roll in place, "
-            "maximumPercent 100), not only on spot interruption. Cost: the frontend keeps the tokens of in-flight requests, "
-            "and a moved request runs its prefill again elsewhere."
+            "and a request on a worker that dies fails. Workers go away on crashes, scale-in, instance refreshes and rollouts "
+            "(a surge rollout stops the old worker too, once its replacement is healthy), not only on spot interruption. "
+            "Cost: the frontend keeps the tokens of in-flight requests, and a moved request runs its prefill again elsewhere."
         ),
     )
     cpu_target_percent: int = Field(60, ge=10, le=90, description="Target tracking on average CPU.")
@@ -328,6 +328,22 @@ class GpuWorker(Scaling):
     memory: int = Field(40960, ge=1024, le=2097152, description="Memory in MiB.")
     gpus: int = Field(1, ge=1, le=16, description="GPUs per worker; must equal model.tensor_parallel_size.")
     shared_memory_mib: int = Field(8192, ge=64, description="/dev/shm size for NCCL and tensor parallelism.")
+    rollout: Literal["in_place", "surge"] = Field(
+        "in_place",
+        description=(
+            "How a new task definition (image, model, secret) or an instance refresh replaces workers. `in_place`: "
+            "a worker stops before its replacement starts (maximumPercent 100), so no spare GPU is needed; with "
+            "min_count < 2 every worker may stop at once and the role serves nothing while the new one loads its model "
+            "(~10 minutes). `surge`: the replacement starts first and the old worker stops once it is healthy "
+            "(maximumPercent 200, minimumHealthyPercent 100); gpu_fleet.max_instances must leave room for one more "
+            "worker of this role."
+        ),
+    )
+
+    @property
+    def rollout_serves_nothing(self) -> bool:
+        """An in-place rollout with fewer than two workers stops them all before new ones load."""
+        return self.rollout == "in_place" and self.min_count < 2
 
     @model_validator(mode="after")
     def _shm(self) -> GpuWorker:
@@ -426,6 +442,16 @@ class Environment(Model):
         if self.prefill is not None:
             workers["prefill"] = self.prefill
         return workers
+
+    def rollout_summary(self) -> str:
+        """Per role, how workers roll out; says so when a rollout leaves a role serving nothing."""
+        parts = []
+        for role, worker in self.gpu_workers().items():
+            if worker.rollout_serves_nothing:
+                parts.append(f"{role} in_place (min_count {worker.min_count}: DOWN while a new {role} worker loads)")
+            else:
+                parts.append(f"{role} {worker.rollout}")
+        return "rollout " + ", ".join(parts)
 
     @model_validator(mode="after")
     def _cross_field(self) -> Environment:
@@ -549,11 +575,15 @@ def _gpu_fleet_problems(env: Environment) -> list[tuple[str, str]]:
         fits[role] = fit
     if problems:
         return problems
-    needed = sum(math.ceil(env.gpu_workers()[role].max_count / fit) for role, fit in fits.items())
+    workers = env.gpu_workers()
+    needed = sum(math.ceil(_rollout_tasks(workers[role]) / fit) for role, fit in fits.items())
     if env.frontend.placement == "gpu_fleet":
         needed = max(needed, _instances_for_frontend(env, awsvpc_tasks))
     if env.gpu_fleet.max_instances < needed:
-        demand = " + ".join(f"{role} max_count {env.gpu_workers()[role].max_count} at {fit}/instance" for role, fit in fits.items())
+        demand = " + ".join(
+            f"{role} max_count {workers[role].max_count}{' + 1 during a surge rollout' if workers[role].rollout == 'surge' else ''} at {fit}/instance"
+            for role, fit in fits.items()
+        )
         problems.append(
             _problem(
                 "gpu_fleet.max_instances",
@@ -580,9 +610,22 @@ def _fits_instance(env: Environment, role: str, cpu: int, memory: int, cpu_units
     return problems
 
 
+def _rollout_tasks(worker: GpuWorker) -> int:
+    """Tasks of a role at its autoscaled maximum while it rolls out.
+
+    A surge rollout (maximumPercent 200, minimumHealthyPercent 100) starts replacements
+    before it stops anything, as many as the cluster has room for ("provided that the
+    cluster resources required to do this are available": ECS API reference,
+    DeploymentConfiguration). It needs room for one more task to make progress: each
+    replacement that turns healthy stops an old task and frees its place for the next.
+    """
+    return worker.max_count + (1 if worker.rollout == "surge" else 0)
+
+
 def _instances_for_frontend(env: Environment, awsvpc_tasks: int) -> int:
-    """With the frontend on the GPU fleet every frontend task takes an ENI slot too."""
-    total_tasks = env.frontend.max_count + sum(worker.max_count for worker in env.gpu_workers().values())
+    """With the frontend on the GPU fleet every frontend task takes an ENI slot too; the
+    frontend rolls out like a surge worker (ECS's defaults, 200/100), one more task each."""
+    total_tasks = env.frontend.max_count + 1 + sum(_rollout_tasks(worker) for worker in env.gpu_workers().values())
     return math.ceil(total_tasks / awsvpc_tasks)
 
 

@@ -75,6 +75,8 @@ CASES: dict[str, Case] = {
     "task_gpus_larger_than_instance": single("task_gpus_larger_than_instance.toml", "decode.gpus"),
     "tensor_parallel_not_matching_gpus": single("tensor_parallel_not_matching_gpus.toml", "decode.gpus"),
     "fleet_max_too_small_for_autoscaled_demand": single("fleet_max_too_small_for_autoscaled_demand.toml", "gpu_fleet.max_instances"),
+    "surge_without_a_spare_worker": single("surge_without_a_spare_worker.toml", "gpu_fleet.max_instances"),
+    "rollout_unknown": single("rollout_unknown.toml", "decode.rollout"),
     "tasks_per_instance_beyond_eni_limit": single("tasks_per_instance_beyond_eni_limit.toml", "gpu_fleet.instance_type"),
     "shared_memory_not_below_memory": single("shared_memory_not_below_memory.toml", "decode.shared_memory_mib"),
     "prefill_missing_when_disaggregated": single("prefill_missing_when_disaggregated.toml", "prefill"),

@@ -61,7 +61,23 @@ def resource_name(finding: dict[str, Any]) -> str:
     return CDKTF_HASH.sub("", finding["resource"].split(".", 1)[-1])
 
 
+def scannable_copy(stack_dir: Path, workdir: Path) -> Path:
+    """The stack without its top-level `moved` blocks, which checkov 3.3.30's terraform_json
+    parser cannot read (it takes every top-level block as labelled: "this method receives
+    only dicts", and the whole file then counts as a parsing error). A moved block only
+    renames a resource in the state; it configures nothing checkov checks."""
+    document = json.loads((stack_dir / "cdk.tf.json").read_text())
+    if "moved" not in document:
+        return stack_dir
+    copy = workdir / "scanned" / stack_dir.name
+    copy.mkdir(parents=True)
+    document.pop("moved")
+    (copy / "cdk.tf.json").write_text(json.dumps(document, indent=2))
+    return copy
+
+
 def run_checkov(stack_dir: Path, workdir: Path) -> dict[str, Any]:
+    stack_dir = scannable_copy(stack_dir, workdir)
     env = {key: value for key, value in os.environ.items() if not key.startswith(("BC_", "PRISMA_", "CKV_"))}
     # Offline: no platform metadata or guideline download, no PyPI update check (the
     # banner module asks PyPI on import otherwise), nothing uploaded (no API key).

@@ -52,3 +52,15 @@ def test_cdktf_outdir_is_honoured_when_no_outdir_is_given(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert (outdir / "stacks" / "dynamo-dev" / "cdk.tf.json").is_file()
+
+
+def test_summary_says_when_a_rollout_leaves_a_role_serving_nothing(tmp_path):
+    result = run_main("--env", "dev", "--env", "prod", "--outdir", str(tmp_path / "out"))
+    assert result.returncode == 0, result.stderr
+    for line, name in zip(result.stdout.splitlines(), ("dev", "prod")):
+        env = load(ENVIRONMENTS_DIR / f"{name}.toml")
+        for role, worker in env.gpu_workers().items():
+            if worker.rollout_serves_nothing:
+                assert f"{role} in_place (min_count {worker.min_count}: DOWN while a new {role} worker loads)" in line
+            else:
+                assert f"{role} {worker.rollout}" in line and f"DOWN while a new {role}" not in line

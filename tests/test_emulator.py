@@ -21,7 +21,11 @@ pytestmark = pytest.mark.emulator
 
 def selected_environments(session: pytest.Session) -> list[str]:
     """Only the environments whose emulator test this run collected (e.g. with -k dev)."""
-    chosen = {item.callspec.params["env"] for item in session.items if item.get_closest_marker("emulator") and hasattr(item, "callspec")}
+    chosen = {
+        item.callspec.params["env"]
+        for item in session.items
+        if item.get_closest_marker("emulator") and hasattr(item, "callspec") and "env" in item.callspec.params
+    }
     return [env for env in ENVIRONMENTS if env in chosen]
 
 

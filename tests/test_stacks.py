@@ -613,13 +613,89 @@ def test_services_roll_safely(case):
     for body in resources(stack, "aws_ecs_service").values():
         assert body["deployment_circuit_breaker"] == {"enable": True, "rollback": True}
         assert body["network_configuration"]["assign_public_ip"] is False
-    for role in gpu_roles(env):
+    for role, worker in env.gpu_workers().items():
         service = one(stack, "aws_ecs_service", f"{role}/{role}/service")
-        assert service["deployment_maximum_percent"] == 100, "a rollout must not need spare GPUs"
         assert service["ordered_placement_strategy"][0] == {"type": "spread", "field": "attribute:ecs.availability-zone"}
         assert service["capacity_provider_strategy"][0]["capacity_provider"].startswith("${aws_ecs_capacity_provider.")
         assert service["lifecycle"]["ignore_changes"] == ["desired_count"]
-        assert service["desired_count"] == env.gpu_workers()[role].count
+        assert "create_before_destroy" not in service["lifecycle"], "a second worker service of the same name cannot exist in one cluster"
+        assert service["desired_count"] == worker.count
+
+
+@pytest.mark.parametrize("desired", [1, 2, 3, 4])
+def test_worker_rollouts_do_what_their_setting_promises(case, desired):
+    """ECS rounds maximumPercent down and minimumHealthyPercent up (DeploymentConfiguration)."""
+    env, stack = case
+    for role, worker in env.gpu_workers().items():
+        if not worker.min_count <= desired <= worker.max_count:
+            continue
+        service = one(stack, "aws_ecs_service", f"{role}/{role}/service")
+        most = desired * service["deployment_maximum_percent"] // 100
+        least = -(-desired * service["deployment_minimum_healthy_percent"] // 100)
+        assert most > desired or least < desired, f"{role} with {desired} workers could neither start nor stop a task: stuck"
+        if worker.rollout == "surge":
+            assert least == desired and most > desired, f"{role}: every worker must keep serving while a replacement starts"
+        else:
+            assert most == desired, f"{role}: an in-place rollout must not need a spare GPU"
+            assert (least == 0) is worker.rollout_serves_nothing, f"{role} with {desired} workers: serving nothing must be announced"
+
+
+def test_shipped_staging_and_prod_keep_every_worker_serving_during_a_rollout(stacks):
+    for name in ("staging", "prod"):
+        environment = load(ENVIRONMENTS_DIR / f"{name}.toml")
+        assert {worker.rollout for worker in environment.gpu_workers().values()} == {"surge"}, name
+
+
+# --- upgrades ----------------------------------------------------------------------
+
+
+def test_task_definitions_keep_old_revisions_and_register_new_ones_first(case):
+    _, stack = case
+    for body in resources(stack, "aws_ecs_task_definition").values():
+        assert body["skip_destroy"] is True, construct_path(body)
+        assert body["lifecycle"] == {"create_before_destroy": True}, construct_path(body)
+
+
+def test_services_wait_for_the_execution_role_policies(case):
+    env, stack = case
+    policies = {f"aws_iam_role_policy_attachment.{name}" for name, body in resources(stack, "aws_iam_role_policy_attachment").items() if construct_path(body).endswith("iam/execution-managed")}
+    policies |= {f"aws_iam_role_policy.{name}" for name, body in resources(stack, "aws_iam_role_policy").items() if construct_path(body).endswith("iam/execution-secrets")}
+    managed = {policy for policy in policies if policy.startswith("aws_iam_role_policy_attachment.")}
+    assert len(policies) == (2 if env.model.hf_token_secret_arn or env.image.pull_credentials_secret_arn else 1)
+    for body in resources(stack, "aws_ecs_service").values():
+        # etcd and NATS read no secret; everything Dynamo runs may.
+        expected = managed if "/control-plane/" in construct_path(body) else policies
+        assert set(body["depends_on"]) == expected, construct_path(body)
+
+
+def test_the_frontend_moves_cluster_by_creating_the_new_service_first(case):
+    _, stack = case
+    service = one(stack, "aws_ecs_service", "frontend/frontend/service")
+    assert service["lifecycle"]["create_before_destroy"] is True
+    assert service["wait_for_steady_state"] is True, "the old service would be deleted before the new one runs"
+    assert service["timeouts"] == {"create": "30m", "update": "30m"}, "a cold pull of the image takes minutes"
+    for kind in ("aws_appautoscaling_target", "aws_appautoscaling_policy", "aws_appautoscaling_scheduled_action"):
+        for body in resources(stack, kind).values():
+            assert body["lifecycle"] == {"create_before_destroy": True}, construct_path(body)
+
+
+def test_a_new_launch_template_version_refreshes_the_instances_through_ecs(case):
+    env, stack = case
+    group = one(stack, "aws_autoscaling_group", "gpu-cluster/asg")
+    latest = reference_to(stack, "aws_launch_template", "gpu-cluster/launch-template", "latest_version")
+    if env.gpu_fleet.capacity == "spot":
+        version = group["mixed_instances_policy"]["launch_template"]["launch_template_specification"]["version"]
+    else:
+        version = group["launch_template"]["version"]
+    assert version == latest, "with $Latest a new template version would never reach the running instances"
+    refresh = group["instance_refresh"]
+    assert refresh["strategy"] == "Rolling"
+    preferences = refresh["preferences"]
+    assert preferences["scale_in_protected_instances"] == "Refresh", "managed termination protection protects every busy instance"
+    assert (preferences["min_healthy_percentage"], preferences["max_healthy_percentage"]) == (100, 200)
+    provider = one(stack, "aws_ecs_capacity_provider", "gpu-cluster/capacity-provider")["auto_scaling_group_provider"]
+    assert provider["managed_draining"] == "ENABLED", "the refresh relies on ECS draining each instance first"
+    assert provider["managed_termination_protection"] == "ENABLED" and group["protect_from_scale_in"] is True
 
 
 # --- load balancer -----------------------------------------------------------------
@@ -642,14 +718,22 @@ def test_alb_keeps_streams_open_and_checks_health_on_health(case):
 def test_listeners_https_with_redirect_when_a_certificate_is_configured(case):
     env, stack = case
     listeners = {body["port"]: body for body in resources(stack, "aws_lb_listener").values()}
+    # The same resource on port 80 either way: a certificate changes its action in place.
+    assert construct_path(listeners[80]).endswith("load-balancer/http")
     if env.load_balancer.certificate_arn:
         assert set(listeners) == {80, 443}
         assert listeners[443]["certificate_arn"] == env.load_balancer.certificate_arn
         assert listeners[443]["ssl_policy"] == env.load_balancer.ssl_policy
         assert listeners[80]["default_action"][0]["redirect"]["protocol"] == "HTTPS"
+        assert listeners[80]["depends_on"] == [reference_to(stack, "aws_lb_listener", "load-balancer/https", "arn").removeprefix("${").removesuffix(".arn}")]
+        # Stacks applied before the single port-80 listener had it at another address.
+        (moved,) = stack["moved"]
+        assert moved["to"] == reference_to(stack, "aws_lb_listener", "load-balancer/http", "arn").removeprefix("${").removesuffix(".arn}")
+        assert moved["from"].startswith("aws_lb_listener.load-balancer_http-redirect_")
     else:
         assert set(listeners) == {80}
         assert listeners[80]["default_action"][0]["type"] == "forward"
+        assert "moved" not in stack
 
 
 # --- autoscaling, alarms, outputs --------------------------------------------------

@@ -107,12 +107,17 @@ ECS_SERVICE_FIELDS = (
 
 
 def _patch_ecs_create_service() -> None:
-    """ECS: remember what CreateService was asked for.
+    """ECS: remember what CreateService was asked for, and run the desired count.
 
     Real ECS echoes capacityProviderStrategy, placementStrategy, availabilityZoneRebalancing,
     deploymentConfiguration (circuit breaker, percentages), enableECSManagedTags and
     healthCheckGracePeriodSeconds back in DescribeServices; moto 5.2 drops them, so every
     re-plan wants to replace the services on the GPU capacity provider and update the rest.
+
+    Real ECS also starts the tasks and reports them in runningCount; moto 5.2 starts none
+    (runningCount 0 unless MOTO_ECS_SERVICE_RUNNING says otherwise, for every service),
+    so a service with wait_for_steady_state would wait for its whole timeout. A new
+    service here reports its desired count running at once, its deployment completed.
     """
     from botocore import xform_name
     from moto.ecs.responses import EC2ContainerServiceResponse as Response
@@ -126,6 +131,9 @@ def _patch_ecs_create_service() -> None:
             value = self._get_param(name)
             if value is not None:
                 setattr(service, xform_name(name), value)
+        service.running_count, service.pending_count = service.desired_count, 0
+        for deployment in service.deployments:
+            deployment.update(runningCount=service.desired_count, pendingCount=0, rolloutState="COMPLETED")
         return result
 
     Response.create_service = create_service
@@ -174,6 +182,74 @@ def _patch_instance_protection_scale_in() -> None:
             group.set_desired_capacity(group.desired_capacity)
 
     AutoScalingBackend.set_instance_protection = set_instance_protection
+
+
+def _patch_instance_refresh() -> None:
+    """Auto Scaling: accept and record instance refreshes.
+
+    Real Auto Scaling implements StartInstanceRefresh, DescribeInstanceRefreshes and
+    CancelInstanceRefresh and then replaces the group's instances; moto 5.2 implements
+    none of them, and the provider starts a refresh whenever a group with an
+    instance_refresh block gets a new launch template version. Here a refresh is only
+    recorded, with the preferences and desired configuration it was started with, and
+    stays Pending: no instance is replaced (nothing runs in the emulator anyway). A second
+    start while one is pending fails with InstanceRefreshInProgress, as on AWS.
+    """
+    import uuid
+    from datetime import datetime, timezone
+
+    from moto.autoscaling.exceptions import AutoscalingClientError
+    from moto.autoscaling.responses import AutoScalingResponse as Response
+    from moto.core.responses import ActionResult
+
+    class InstanceRefreshInProgress(AutoscalingClientError):
+        code = "InstanceRefreshInProgress"
+
+    class ActiveInstanceRefreshNotFound(AutoscalingClientError):
+        code = "ActiveInstanceRefreshNotFound"
+
+    active = ("Pending", "InProgress", "Cancelling")
+
+    def refreshes(self: Any) -> dict[str, list[dict[str, Any]]]:
+        backend = self.autoscaling_backend
+        if not hasattr(backend, "harness_instance_refreshes"):
+            backend.harness_instance_refreshes = {}
+        return backend.harness_instance_refreshes
+
+    def start_instance_refresh(self: Any) -> ActionResult:
+        group = self._get_param("AutoScalingGroupName")
+        self.autoscaling_backend.describe_auto_scaling_groups([group])  # raises for an unknown group
+        known = refreshes(self).setdefault(group, [])
+        if any(refresh["Status"] in active for refresh in known):
+            raise InstanceRefreshInProgress("An Instance Refresh is already in progress and blocks the execution of this Instance Refresh.")
+        refresh = {
+            "InstanceRefreshId": str(uuid.uuid4()),
+            "AutoScalingGroupName": group,
+            "Status": "Pending",
+            "StatusReason": "recorded by the emulator harness; no instance is replaced",
+            "StartTime": datetime.now(timezone.utc),
+            "PercentageComplete": 0,
+            "Preferences": self._get_param("Preferences") or {},
+            "DesiredConfiguration": self._get_param("DesiredConfiguration") or {},
+        }
+        known.insert(0, refresh)
+        return ActionResult({"InstanceRefreshId": refresh["InstanceRefreshId"]})
+
+    def describe_instance_refreshes(self: Any) -> ActionResult:
+        known = refreshes(self).get(self._get_param("AutoScalingGroupName"), [])
+        wanted = self._get_param("InstanceRefreshIds") or []
+        return ActionResult({"InstanceRefreshes": [refresh for refresh in known if not wanted or refresh["InstanceRefreshId"] in wanted]})
+
+    def cancel_instance_refresh(self: Any) -> ActionResult:
+        for refresh in refreshes(self).get(self._get_param("AutoScalingGroupName"), []):
+            if refresh["Status"] in active:
+                refresh["Status"] = "Cancelled"
+                return ActionResult({"InstanceRefreshId": refresh["InstanceRefreshId"]})
+        raise ActiveInstanceRefreshNotFound("No in progress or pending Instance Refresh found for this Auto Scaling group.")
+
+    Response.start_instance_refresh = start_instance_refresh
+    Response.describe_instance_refreshes = describe_instance_refreshes
+    Response.cancel_instance_refresh = cancel_instance_refresh
 
 
 def _patch_security_group_rule_descriptions() -> None:
@@ -375,6 +451,7 @@ def serve(regions: list[str]) -> None:
     _patch_ecs_create_service()
     _patch_launch_template_tags()
     _patch_instance_protection_scale_in()
+    _patch_instance_refresh()
     _patch_security_group_rule_descriptions()
     _patch_idempotent_vpc_endpoint_delete()
     _patch_listener_certificates()
