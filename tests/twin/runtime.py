@@ -154,13 +154,17 @@ class Twin:
                 self.instance_dirs[volume.host_path] = host_dir
 
     def _write_model(self, hf_home: Path, uid: int, gid: int) -> None:
-        subprocess.run(
-            [str(self.dynamo_python), "-m", "tests.twin.hf_model", str(hf_home), self.model_id()],
-            check=True,
-            capture_output=True,
-            cwd=Path(__file__).resolve().parents[2],
-            timeout=120,
-        )
+        """The stand-in model in a Hugging Face cache, made once per twin and copied after."""
+        made = self.workdir / "model"
+        if not made.exists():
+            subprocess.run(
+                [str(self.dynamo_python), "-m", "tests.twin.hf_model", str(made), self.model_id()],
+                check=True,
+                capture_output=True,
+                cwd=Path(__file__).resolve().parents[2],
+                timeout=120,
+            )
+        shutil.copytree(made, hf_home, dirs_exist_ok=True)
         subprocess.run(["chown", "-R", f"{uid}:{gid}", str(hf_home)], check=True)
 
     # --- tasks -------------------------------------------------------------------
@@ -228,7 +232,7 @@ class Twin:
         task = Task(key, service, endpoint.address, process, time.monotonic(), log, translation.dropped)
         with self._lock:
             self.tasks[key] = task
-            self._publish()
+            self._publish_names()  # its security groups are already in place
         self._event(f"started {key} at {endpoint.address}" + (f" (dropped for the mocker: {', '.join(translation.dropped)})" if translation.dropped else ""))
         threading.Thread(target=self._health_checks, args=(task, uid, gid), daemon=True).start()
         return task
@@ -236,6 +240,9 @@ class Twin:
     def _publish(self) -> None:
         """Security groups and Cloud Map follow the current tasks."""
         self.fabric.enforce(self.plan.rules)
+        self._publish_names()
+
+    def _publish_names(self) -> None:
         names: dict[str, list[str]] = {}
         for task in self.tasks.values():
             if task.service.cloud_map_name and task.exit is None:
