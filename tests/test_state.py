@@ -8,10 +8,10 @@ of the project: apply from cdktf.out/stacks/dynamo-dev, synth everything, synth 
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
-import subprocess
 import time
 from pathlib import Path
 
@@ -19,8 +19,8 @@ import pytest
 
 from environments.loader import ENVIRONMENTS_DIR, ConfigError, load
 from tests.conftest import ENVIRONMENTS, copy_project, run_main
-from tests.emulator.harness import EMULATOR_ARTEFACTS, Emulator, stack_region
-from tests.terraform_env import OfflineTerraform, failure
+from tests.emulator.harness import Emulator, Step, once_more_after_emulator_artefact, run_step, stack_region
+from tests.terraform_env import OfflineTerraform
 
 # What Terraform leaves in the directory it runs in; none of it is synth's to touch.
 TERRAFORM_FILES = {
@@ -140,14 +140,10 @@ def test_an_output_directory_with_a_foreign_manifest_is_taken_over(tmp_path: Pat
 # --------------------------------------------------------------------------- the emulator
 
 
-def terraform_step(tf: OfflineTerraform, env: dict[str, str], cwd: Path, *args: str, timeout: int = 900) -> subprocess.CompletedProcess[str]:
-    """terraform with the emulator's environment; an apply that failed only on a known emulator
-    artefact (see Deployment._once_more_after_emulator_artefact in the harness) runs once more."""
-    command = [tf.terraform, *args, "-no-color", "-input=false"]
-    result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
-    if result.returncode == 1 and args[0] == "apply" and EMULATOR_ARTEFACTS.search(result.stdout + result.stderr):
-        result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
-    return result
+def terraform_step(tf: OfflineTerraform, env: dict[str, str], cwd: Path, *args: str, timeout: int = 900) -> Step:
+    """terraform with the emulator's environment; an apply runs once more after a known emulator artefact."""
+    run = functools.partial(run_step, args[0], [tf.terraform, *args, "-no-color", "-input=false"], cwd, env, timeout)
+    return once_more_after_emulator_artefact(run)[0] if args[0] == "apply" else run()
 
 
 @pytest.mark.emulator
@@ -163,7 +159,7 @@ def test_state_survives_synth_after_a_plain_terraform_apply(terraform: OfflineTe
         env = emulator.env(terraform.env(), stack_region(outdir, stack))
         for args in (["init"], ["apply", "-auto-approve"]):
             step = terraform_step(terraform, env, stack_dir, *args)
-            assert step.returncode == 0, failure(f"terraform {args[0]} in {stack_dir}", step) + f"\n--- emulator ---\n{emulator.errors()}"
+            assert step.returncode == 0, f"{stack_dir}: {step.report()}\n--- emulator ---\n{emulator.errors()}"
         assert state.is_file() and json.loads(state.read_text())["resources"], f"no state with resources at {state}"
         applied = state.read_bytes()
         terraform_kept = {name: entry for name, entry in listing(stack_dir).items() if name != "cdk.tf.json"}
@@ -178,6 +174,6 @@ def test_state_survives_synth_after_a_plain_terraform_apply(terraform: OfflineTe
         assert not [path for path in outdir.rglob("*.tfstate*") if ".terraform" not in path.parts], "state inside the output directory"
         # No second init: the providers and backend settings Terraform kept are what it runs with.
         plan = terraform_step(terraform, env, stack_dir, "plan", "-detailed-exitcode")
-        assert plan.returncode == 0, failure("the re-plan after two synths is not empty (2: changes, 1: error)", plan)
+        assert plan.returncode == 0, f"the re-plan after two synths is not empty (2: changes, 1: error): {plan.report()}"
     # Nothing to destroy: the emulator and everything it holds end with this test.
     layer_timings.append(f"{stack}: plain terraform apply, two synths, re-plan: {time.monotonic() - start:.0f}s (emulator, tests/test_state.py)")

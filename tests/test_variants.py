@@ -4,7 +4,6 @@ migration. Synthesized once from a variant of dev written here."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 

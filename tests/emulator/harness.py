@@ -634,6 +634,38 @@ EMULATOR_ARTEFACTS = re.compile(
 )
 
 
+def run_step(name: str, command: list[str], cwd: Path, env: dict[str, str], timeout: int, *, stream: bool = False) -> Step:
+    """One command against the emulator, timed, its output kept whole (or streamed)."""
+    start = time.monotonic()
+    try:
+        result = subprocess.run(command, cwd=cwd, env=env, capture_output=not stream, text=True, timeout=timeout)
+        returncode, output = result.returncode, (result.stdout or "") + (result.stderr or "")
+    except subprocess.TimeoutExpired as expired:
+        returncode = -1
+        captured = expired.stdout or b""
+        output = (captured.decode(errors="replace") if isinstance(captured, bytes) else captured) + f"\n(killed after {timeout}s)"
+    return Step(name, command, returncode, time.monotonic() - start, output)
+
+
+def once_more_after_emulator_artefact(run: Callable[[], Step]) -> tuple[Step, str | None]:
+    """Repeat a deploy, apply or destroy once when it failed only on a known emulator artefact.
+
+    These messages came from the AWS SDK repeating a request that moto had already
+    carried out (RevokeSecurityGroupEgress/Ingress InvalidPermission.NotFound,
+    DeleteVpcEndpoints InvalidRoute.NotFound, AddRoleToInstanceProfile LimitExceeded),
+    in about half of the runs, until the server sent each response in one piece (see
+    _whole_responses): none since. This stays as a net because why the client gave up
+    on those connections is not known. A second apply or destroy starts from a
+    refreshed state, so a real failure fails again; the empty plan and empty state are
+    still asserted afterwards. The timings name each repeat and its reason.
+    """
+    step = run()
+    artefact = EMULATOR_ARTEFACTS.search(step.output) if step.returncode != 0 else None
+    if artefact is None:
+        return step, None
+    return run(), f"{step.name} repeated after {artefact.group(0)}"
+
+
 @dataclass
 class Deployment:
     """deploy -> plan -> destroy -> state list of one staged stack, each step recorded."""
@@ -650,18 +682,10 @@ class Deployment:
         return self.outdir / "stacks" / self.stack
 
     def _run(self, name: str, command: list[str], cwd: Path, timeout: int, stream: bool = False) -> Step:
-        start = time.monotonic()
-        try:
-            result = subprocess.run(command, cwd=cwd, env=self.env, capture_output=not stream, text=True, timeout=timeout)
-            returncode, output = result.returncode, (result.stdout or "") + (result.stderr or "")
-        except subprocess.TimeoutExpired as expired:
-            returncode = -1
-            captured = expired.stdout or b""
-            output = (captured.decode(errors="replace") if isinstance(captured, bytes) else captured) + f"\n(killed after {timeout}s)"
-        output = ANSI.sub("", output)
+        step = run_step(name, command, cwd, self.env, timeout, stream=stream)
         # Progress lines say nothing when a step fails; the last lines do.
-        output = "\n".join(line for line in output.splitlines() if line.strip() and not PROGRESS.search(line))
-        step = Step(name, command, returncode, time.monotonic() - start, output)
+        lines = ANSI.sub("", step.output).splitlines()
+        step.output = "\n".join(line for line in lines if line.strip() and not PROGRESS.search(line))
         self.steps.append(step)
         return step
 
@@ -697,22 +721,9 @@ class Deployment:
         return self
 
     def _once_more_after_emulator_artefact(self, run: Callable[[], Step]) -> Step:
-        """Repeat a deploy or destroy once when it failed only on a known emulator artefact.
-
-        These messages came from the AWS SDK repeating a request that moto had already
-        carried out (RevokeSecurityGroupEgress/Ingress InvalidPermission.NotFound,
-        DeleteVpcEndpoints InvalidRoute.NotFound, AddRoleToInstanceProfile LimitExceeded),
-        in about half of the runs, until the server sent each response in one piece (see
-        _whole_responses): none since. This stays as a net because why the client gave up
-        on those connections is not known. A second apply or destroy starts from a
-        refreshed state, so a real failure fails again; the empty plan and empty state are
-        still asserted afterwards. The timings name each repeat and its reason.
-        """
-        step = run()
-        artefact = EMULATOR_ARTEFACTS.search(step.output) if step.returncode != 0 else None
-        if artefact:
-            self.repeated_after.append(f"{step.name} repeated after {artefact.group(0)}")
-            step = run()
+        step, repeat = once_more_after_emulator_artefact(run)
+        if repeat:
+            self.repeated_after.append(repeat)
         return step
 
     def step(self, name: str) -> Step | None:

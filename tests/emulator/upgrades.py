@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.emulator.harness import PROJECT_DIR, Emulator, Step, terraform_errors
+from tests.emulator.harness import PROJECT_DIR, Emulator, Step, run_step, terraform_errors
 from tests.terraform_env import OfflineTerraform
 from tests.upgrade_table import CHANGES, UNCHANGED, Change, classify, violations
 
@@ -173,17 +173,8 @@ class UpgradePlans:
 
     # ---- commands
 
-    def _run(self, name: str, command: list[str], cwd: Path, timeout: int = 900) -> Step:
-        start = time.monotonic()
-        try:
-            result = subprocess.run(command, cwd=cwd, env=self.tf_env, capture_output=True, text=True, timeout=timeout)
-            returncode, output = result.returncode, result.stdout + result.stderr
-        except subprocess.TimeoutExpired as expired:
-            returncode, output = -1, f"{expired.stdout or ''}\n(killed after {timeout}s)"
-        return Step(name, command, returncode, time.monotonic() - start, output)
-
     def terraform_step(self, name: str, args: list[str], cwd: Path, timeout: int = 900) -> Step:
-        return self._run(name, [self.terraform.terraform, *args], cwd, timeout)
+        return run_step(name, [self.terraform.terraform, *args], cwd, self.tf_env, timeout)
 
     def synthesize(self, name: str, document: dict[str, Any]) -> tuple[Path | None, str | None]:
         """The variant's stack directory (backend switched to local), or main.py's error."""
