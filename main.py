@@ -7,6 +7,7 @@
 Exit codes: 0 synthesized; 2 a mistake in an environment file or the command line
 (one line per problem, the output directory untouched); 1 anything else.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -28,8 +29,17 @@ MANIFEST = "manifest.json"  # cdktf's list of the stacks in an output directory
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="main.py", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--env", action="append", default=[], metavar="NAME", help="environment in environments/NAME.toml (repeatable)")
-    parser.add_argument("--config", action="append", default=[], type=Path, metavar="PATH", help="environment file from anywhere (repeatable)")
+    parser.add_argument(
+        "--env", action="append", default=[], metavar="NAME", help="environment in environments/NAME.toml (repeatable)"
+    )
+    parser.add_argument(
+        "--config",
+        action="append",
+        default=[],
+        type=Path,
+        metavar="PATH",
+        help="environment file from anywhere (repeatable)",
+    )
     parser.add_argument(
         "--outdir",
         type=Path,
@@ -131,8 +141,10 @@ def summary(environment: Environment, outdir: Path) -> str:
     fleet = environment.gpu_fleet
     gpus = environment.decode.gpus
     return (
-        f"{stack:<16} {resources:>4} resources  GPU fleet {fleet.instance_type} x {fleet.min_instances}..{fleet.max_instances}"
-        f" ({fleet.capacity.replace('_', '-')})  {gpus} GPU{'s' if gpus > 1 else ''}/worker  {environment.mode}  {environment.rollout_summary()}  {display_path(path)}"
+        f"{stack:<16} {resources:>4} resources  GPU fleet {fleet.instance_type} x "
+        f"{fleet.min_instances}..{fleet.max_instances}"
+        f" ({fleet.capacity.replace('_', '-')})  {gpus} GPU{'s' if gpus > 1 else ''}/worker  {environment.mode}  "
+        f"{environment.rollout_summary()}  {display_path(path)}"
     )
 
 
@@ -151,7 +163,10 @@ def main(argv: list[str] | None = None) -> int:
     for line in warnings:
         print(line, file=sys.stderr)
     if not environments:
-        print(f"no environment files in {display_path(ENVIRONMENTS_DIR)}; add one (see README: Adding an environment)", file=sys.stderr)
+        print(
+            f"no environment files in {display_path(ENVIRONMENTS_DIR)}; add one (see README: Adding an environment)",
+            file=sys.stderr,
+        )
         return 2
     # Imported only now: `components` prepares the jsii runtime, which a config mistake never needs.
     from components import ProviderVersionError
@@ -164,7 +179,10 @@ def main(argv: list[str] | None = None) -> int:
     for environment in environments:
         print(summary(environment, args.outdir))
     first = environments[0].stack_name
-    print(f"next: cdktf diff {first}   (or: cd {display_path(args.outdir)}/stacks/{first} && terraform init && terraform plan)")
+    print(
+        f"next: cdktf diff {first}   (or: cd {display_path(args.outdir)}/stacks/{first} && terraform init && "
+        "terraform plan)"
+    )
     return 0
 
 

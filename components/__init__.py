@@ -3,10 +3,12 @@
 Importing this package also prepares the jsii kernel's node process, which the first
 import of a jsii package (cdktf, constructs) starts, so it must happen before that.
 """
+
 import functools
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from jsii._kernel.providers import process as _jsii_process
 

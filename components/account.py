@@ -1,4 +1,5 @@
 """Where the stack runs: account, partition and region, read at plan time."""
+
 from __future__ import annotations
 
 from constructs import Construct

@@ -1,4 +1,5 @@
 """Application Auto Scaling for the ECS services; the GPU fleet follows through the capacity provider."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -49,6 +49,7 @@ Three more speed-ups live here, all invisible in the output (scripts/bench.py me
   ``${aws_vpc.main.id}``. Only strings are remembered, and never ``*Input`` (the raw
   value last set) or ``internalValue`` (a block's current value), which change on set.
 """
+
 from __future__ import annotations
 
 import functools

@@ -1,10 +1,13 @@
 """Container definitions for ECS task definitions, built the same way for every service."""
+
 from __future__ import annotations
 
 from typing import Any
 
 
-def http_health_check(port: int, path: str, *, start_period: int, interval: int = 30, retries: int = 3) -> dict[str, Any]:
+def http_health_check(
+    port: int, path: str, *, start_period: int, interval: int = 30, retries: int = 3
+) -> dict[str, Any]:
     """A health check that needs only Python in the image (Dynamo's images have no curl guarantee)."""
     probe = f"import urllib.request; urllib.request.urlopen('http://127.0.0.1:{port}{path}', timeout=5)"
     return {

@@ -43,9 +43,10 @@ NATS stays a single task: Dynamo sends only events through it (KV cache, metrics
 failed no completion and stopped no process in the twin; events published while it is away
 are lost, so the KV router may not know of cache blocks stored meanwhile.
 """
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from cdktf import ITerraformDependable
 from constructs import Construct
@@ -68,10 +69,10 @@ ETCD_START_PERIOD_SECONDS = 120
 
 class ControlPlane(Construct):
     """Attributes:
-        etcd_endpoint: ETCD_ENDPOINTS for Dynamo, ``http://etcd-<i>.<ns>:2379`` of every member, comma-joined.
-        nats_server: ``nats://nats.<ns>:4222``.
-        service_names: ECS service name per short name (``etcd-0``..., ``nats``).
-        etcd_service_names: the members' ECS service names, in member order.
+    etcd_endpoint: ETCD_ENDPOINTS for Dynamo, ``http://etcd-<i>.<ns>:2379`` of every member, comma-joined.
+    nats_server: ``nats://nats.<ns>:4222``.
+    service_names: ECS service name per short name (``etcd-0``..., ``nats``).
+    etcd_service_names: the members' ECS service names, in member order.
     """
 
     def __init__(
@@ -128,7 +129,9 @@ class ControlPlane(Construct):
         self.service_names: dict[str, str] = {}
         self.etcd_service_names: list[str] = []
         previous: TaskService | None = None
-        for index, (hostname, registry_arn, access_point_id) in enumerate(zip(etcd_hostnames, etcd_registry_arns, etcd_access_point_ids, strict=True)):
+        for index, (hostname, registry_arn, access_point_id) in enumerate(
+            zip(etcd_hostnames, etcd_registry_arns, etcd_access_point_ids, strict=True)
+        ):
             member = f"etcd-{index}"
             volume = ecs_task_definition.EcsTaskDefinitionVolume(
                 name=DATA_VOLUME,
@@ -175,7 +178,13 @@ class ControlPlane(Construct):
                     readonly_root_filesystem=True,
                     mount_points=mount,
                     health_check={
-                        "command": ["CMD", "/usr/local/bin/etcdctl", f"--endpoints=http://127.0.0.1:{ETCD_PORT}", "endpoint", "health"],
+                        "command": [
+                            "CMD",
+                            "/usr/local/bin/etcdctl",
+                            f"--endpoints=http://127.0.0.1:{ETCD_PORT}",
+                            "endpoint",
+                            "health",
+                        ],
                         "interval": 15,
                         "timeout": 5,
                         "retries": 3,
@@ -201,14 +210,26 @@ class ControlPlane(Construct):
             container=container_definition(
                 name="nats",
                 image=nats_image,
-                command=["nats-server", "-js", "-sd", "/data/jetstream", "-p", str(NATS_PORT), "-m", str(NATS_MONITOR_PORT)],
+                command=[
+                    "nats-server",
+                    "-js",
+                    "-sd",
+                    "/data/jetstream",
+                    "-p",
+                    str(NATS_PORT),
+                    "-m",
+                    str(NATS_MONITOR_PORT),
+                ],
                 ports=[NATS_PORT],
                 log_group=log_groups["nats"],
                 region=region,
                 readonly_root_filesystem=True,
                 mount_points=mount,
                 health_check={
-                    "command": ["CMD-SHELL", f"wget -q -O /dev/null http://127.0.0.1:{NATS_MONITOR_PORT}/healthz || exit 1"],
+                    "command": [
+                        "CMD-SHELL",
+                        f"wget -q -O /dev/null http://127.0.0.1:{NATS_MONITOR_PORT}/healthz || exit 1",
+                    ],
                     "interval": 15,
                     "timeout": 5,
                     "retries": 3,
@@ -244,4 +265,8 @@ def _member_ordering(previous: TaskService | None, mountable: list[ITerraformDep
     Try such changes in dev or staging first. (hashicorp/aws 6.x waits for the ECS
     deployment to succeed, health checks included.)
     """
-    return {**common, "wait_for_steady_state": True, "needs": [*common["needs"], *([previous.service] if previous else mountable)]}
+    return {
+        **common,
+        "wait_for_steady_state": True,
+        "needs": [*common["needs"], *([previous.service] if previous else mountable)],
+    }

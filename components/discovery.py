@@ -1,4 +1,5 @@
 """Cloud Map private DNS: etcd and NATS are found by name, never by a copied IP address."""
+
 from __future__ import annotations
 
 from constructs import Construct
@@ -33,7 +34,9 @@ class Discovery(Construct):
                 dns_config={
                     "namespace_id": namespace.id,
                     "routing_policy": "MULTIVALUE",
-                    "dns_records": [service_discovery_service.ServiceDiscoveryServiceDnsConfigDnsRecords(type="A", ttl=10)],
+                    "dns_records": [
+                        service_discovery_service.ServiceDiscoveryServiceDnsConfigDnsRecords(type="A", ttl=10)
+                    ],
                 },
                 # ECS reports each task's health to Cloud Map. Every name here has one task, which
                 # must resolve while it starts: etcd members find each other at the first deploy

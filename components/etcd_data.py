@@ -13,6 +13,7 @@ registrations and leases in etcd: small, infrequent writes (etcd does not write 
 renewals to disk; KV events go through NATS), which should keep that latency off the serving
 path. It is not measured yet (the twin runs etcd on local disk).
 """
+
 from __future__ import annotations
 
 import json
@@ -25,15 +26,19 @@ from components.aws import efs_access_point, efs_file_system, efs_file_system_po
 # The upstream etcd image has no USER: etcd runs as root, and the access point writes as
 # root too, so files keep one owner whatever the container's user.
 ROOT = 0
-CLIENT_ACTIONS = ["elasticfilesystem:ClientMount", "elasticfilesystem:ClientWrite", "elasticfilesystem:ClientRootAccess"]
+CLIENT_ACTIONS = [
+    "elasticfilesystem:ClientMount",
+    "elasticfilesystem:ClientWrite",
+    "elasticfilesystem:ClientRootAccess",
+]
 
 
 class EtcdData(Construct):
     """Attributes:
-        file_system_id, file_system_arn: the file system.
-        access_point_ids, access_point_arns: one per member, in member order.
-        mountable: what must exist before a task mounts (mount targets, file system policy,
-            the task role's grant), for the first member's ``depends_on``.
+    file_system_id, file_system_arn: the file system.
+    access_point_ids, access_point_arns: one per member, in member order.
+    mountable: what must exist before a task mounts (mount targets, file system policy,
+        the task role's grant), for the first member's ``depends_on``.
     """
 
     def __init__(
@@ -65,7 +70,11 @@ class EtcdData(Construct):
         self.file_system_arn: str = file_system.arn
         mount_targets = [
             efs_mount_target.EfsMountTarget(
-                self, f"mount-target-{index}", file_system_id=file_system.id, subnet_id=subnet_id, security_groups=[security_group_id]
+                self,
+                f"mount-target-{index}",
+                file_system_id=file_system.id,
+                subnet_id=subnet_id,
+                security_groups=[security_group_id],
             )
             for index, subnet_id in enumerate(subnet_ids)
         ]

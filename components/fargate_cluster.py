@@ -1,4 +1,5 @@
 """The Fargate cluster: etcd, NATS and (by default) the frontend."""
+
 from __future__ import annotations
 
 from constructs import Construct
@@ -12,7 +13,10 @@ class FargateCluster(Construct):
     def __init__(self, scope: Construct, id_: str, *, name: str) -> None:
         super().__init__(scope, id_)
         cluster = ecs_cluster.EcsCluster(
-            self, "cluster", name=f"{name}-fargate", setting=[ecs_cluster.EcsClusterSetting(name="containerInsights", value="enabled")]
+            self,
+            "cluster",
+            name=f"{name}-fargate",
+            setting=[ecs_cluster.EcsClusterSetting(name="containerInsights", value="enabled")],
         )
         ecs_cluster_capacity_providers.EcsClusterCapacityProviders(
             self,
@@ -20,7 +24,9 @@ class FargateCluster(Construct):
             cluster_name=cluster.name,
             capacity_providers=["FARGATE"],
             default_capacity_provider_strategy=[
-                ecs_cluster_capacity_providers.EcsClusterCapacityProvidersDefaultCapacityProviderStrategy(capacity_provider="FARGATE", weight=1, base=0)
+                ecs_cluster_capacity_providers.EcsClusterCapacityProvidersDefaultCapacityProviderStrategy(
+                    capacity_provider="FARGATE", weight=1, base=0
+                )
             ],
         )
         self.cluster_name: str = cluster.name

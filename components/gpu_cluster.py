@@ -1,4 +1,5 @@
 """The EC2 GPU cluster: launch template, Auto Scaling group and ECS capacity provider."""
+
 from __future__ import annotations
 
 from cdktf import Fn, TerraformResourceLifecycle, Token
@@ -98,7 +99,12 @@ class GpuCluster(Construct):
     ) -> None:
         super().__init__(scope, id_)
         cluster_name = f"{name}-gpu"
-        cluster = ecs_cluster.EcsCluster(self, "cluster", name=cluster_name, setting=[ecs_cluster.EcsClusterSetting(name="containerInsights", value="enabled")])
+        cluster = ecs_cluster.EcsCluster(
+            self,
+            "cluster",
+            name=cluster_name,
+            setting=[ecs_cluster.EcsClusterSetting(name="containerInsights", value="enabled")],
+        )
         ami = data_aws_ssm_parameter.DataAwsSsmParameter(self, "ami", name=GPU_AMI_PARAMETER)
         template = launch_template.LaunchTemplate(
             self,
@@ -120,7 +126,12 @@ class GpuCluster(Construct):
             block_device_mappings=[
                 launch_template.LaunchTemplateBlockDeviceMappings(
                     device_name="/dev/xvda",
-                    ebs={"volume_size": root_volume_gib, "volume_type": "gp3", "encrypted": "true", "delete_on_termination": "true"},
+                    ebs={
+                        "volume_size": root_volume_gib,
+                        "volume_type": "gp3",
+                        "encrypted": "true",
+                        "delete_on_termination": "true",
+                    },
                 )
             ],
             monitoring={"enabled": True},
@@ -147,7 +158,9 @@ class GpuCluster(Construct):
                     "launch_template": {
                         "launch_template_specification": {"launch_template_id": template.id, "version": version},
                         "override": [
-                            autoscaling_group.AutoscalingGroupMixedInstancesPolicyLaunchTemplateOverride(instance_type=instance_type)
+                            autoscaling_group.AutoscalingGroupMixedInstancesPolicyLaunchTemplateOverride(
+                                instance_type=instance_type
+                            )
                         ],
                     },
                 },
@@ -200,7 +213,9 @@ class GpuCluster(Construct):
             cluster_name=cluster.name,
             capacity_providers=[provider.name],
             default_capacity_provider_strategy=[
-                ecs_cluster_capacity_providers.EcsClusterCapacityProvidersDefaultCapacityProviderStrategy(capacity_provider=provider.name, weight=1, base=0)
+                ecs_cluster_capacity_providers.EcsClusterCapacityProvidersDefaultCapacityProviderStrategy(
+                    capacity_provider=provider.name, weight=1, base=0
+                )
             ],
         )
         self.cluster_name: str = cluster.name

@@ -1,4 +1,5 @@
 """IAM: task execution role, task roles, and the GPU instances' role and profile."""
+
 from __future__ import annotations
 
 import json
@@ -12,7 +13,10 @@ from components.aws import iam_instance_profile, iam_role, iam_role_policy, iam_
 
 def _assume(service: str) -> str:
     return json.dumps(
-        {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}]}
+        {
+            "Version": "2012-10-17",
+            "Statement": [{"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}],
+        }
     )
 
 
@@ -73,9 +77,14 @@ class Iam(Construct):
     ) -> None:
         super().__init__(scope, id_)
         managed = f"arn:{account.partition}:iam::aws:policy"
-        execution = iam_role.IamRole(self, "execution", name=f"{name}-task-execution", assume_role_policy=_ecs_tasks_assume(account))
+        execution = iam_role.IamRole(
+            self, "execution", name=f"{name}-task-execution", assume_role_policy=_ecs_tasks_assume(account)
+        )
         managed_policy = iam_role_policy_attachment.IamRolePolicyAttachment(
-            self, "execution-managed", role=execution.name, policy_arn=f"{managed}/service-role/AmazonECSTaskExecutionRolePolicy"
+            self,
+            "execution-managed",
+            role=execution.name,
+            policy_arn=f"{managed}/service-role/AmazonECSTaskExecutionRolePolicy",
         )
         # A service references only the role's ARN, which exists before its policies do:
         # without an explicit dependency a task can start (and fail to pull its image or
@@ -92,7 +101,11 @@ class Iam(Construct):
                     {
                         "Version": "2012-10-17",
                         "Statement": [
-                            {"Effect": "Allow", "Action": "secretsmanager:GetSecretValue", "Resource": sorted(secret_arns)},
+                            {
+                                "Effect": "Allow",
+                                "Action": "secretsmanager:GetSecretValue",
+                                "Resource": sorted(secret_arns),
+                            },
                             *_decrypt_through_secrets_manager(secrets_kms_key_arn, account),
                         ],
                     }
@@ -104,15 +117,21 @@ class Iam(Construct):
         self.task_role_arns: dict[str, str] = {}
         self.task_role_names: dict[str, str] = {}
         for family in task_families:
-            role = iam_role.IamRole(self, f"task-{family}", name=f"{name}-{family}-task", assume_role_policy=_ecs_tasks_assume(account))
+            role = iam_role.IamRole(
+                self, f"task-{family}", name=f"{name}-{family}-task", assume_role_policy=_ecs_tasks_assume(account)
+            )
             self.task_role_arns[family] = role.arn
             self.task_role_names[family] = role.name
 
-        instance = iam_role.IamRole(self, "instance", name=f"{name}-gpu-instance", assume_role_policy=_assume("ec2.amazonaws.com"))
+        instance = iam_role.IamRole(
+            self, "instance", name=f"{name}-gpu-instance", assume_role_policy=_assume("ec2.amazonaws.com")
+        )
         for policy in ("service-role/AmazonEC2ContainerServiceforEC2Role", "AmazonSSMManagedInstanceCore"):
             iam_role_policy_attachment.IamRolePolicyAttachment(
                 self, f"instance-{policy.rsplit('/', 1)[-1]}", role=instance.name, policy_arn=f"{managed}/{policy}"
             )
-        profile = iam_instance_profile.IamInstanceProfile(self, "instance-profile", name=f"{name}-gpu-instance", role=instance.name)
+        profile = iam_instance_profile.IamInstanceProfile(
+            self, "instance-profile", name=f"{name}-gpu-instance", role=instance.name
+        )
         self.instance_profile_name: str = profile.name
         self.instance_profile_arn: str = profile.arn

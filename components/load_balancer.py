@@ -1,4 +1,5 @@
 """The Application Load Balancer in front of the frontends."""
+
 from __future__ import annotations
 
 import hashlib
@@ -60,7 +61,9 @@ class LoadBalancer(Construct):
         waf_acl_arn: str | None,
     ) -> None:
         super().__init__(scope, id_)
-        self.access_logs_bucket: str | None = self._access_log_bucket(name, account, log_retention_days) if access_logs else None
+        self.access_logs_bucket: str | None = (
+            self._access_log_bucket(name, account, log_retention_days) if access_logs else None
+        )
         balancer = lb.Lb(
             self,
             "alb",
@@ -73,7 +76,9 @@ class LoadBalancer(Construct):
             drop_invalid_header_fields=True,
             desync_mitigation_mode="strictest" if certificate_arn else "defensive",
             enable_deletion_protection=deletion_protection,
-            access_logs={"bucket": self.access_logs_bucket, "enabled": True, "prefix": "alb"} if self.access_logs_bucket else None,
+            access_logs={"bucket": self.access_logs_bucket, "enabled": True, "prefix": "alb"}
+            if self.access_logs_bucket
+            else None,
             depends_on=[self._bucket_policy] if self.access_logs_bucket else None,
         )
         target_group = lb_target_group.LbTargetGroup(
@@ -132,9 +137,13 @@ class LoadBalancer(Construct):
             # at this address (cdktf's logical id for the path load-balancer/http-redirect:
             # the path, then the first 8 hex digits of its MD5, upper case): Terraform
             # moves it in the state instead of deleting one listener and creating another.
-            http.move_from_id(f"aws_lb_listener.load-balancer_http-redirect_{_cdktf_path_hash('load-balancer', 'http-redirect')}")
+            http.move_from_id(
+                f"aws_lb_listener.load-balancer_http-redirect_{_cdktf_path_hash('load-balancer', 'http-redirect')}"
+            )
         if waf_acl_arn:
-            wafv2_web_acl_association.Wafv2WebAclAssociation(self, "waf", resource_arn=balancer.arn, web_acl_arn=waf_acl_arn)
+            wafv2_web_acl_association.Wafv2WebAclAssociation(
+                self, "waf", resource_arn=balancer.arn, web_acl_arn=waf_acl_arn
+            )
 
         self.dns_name: str = balancer.dns_name
         self.arn: str = balancer.arn
@@ -146,7 +155,9 @@ class LoadBalancer(Construct):
 
     def _access_log_bucket(self, name: str, account: Account, retention_days: int) -> str:
         """A private bucket for ALB access logs. ALB log delivery supports SSE-S3 only, not KMS."""
-        bucket = s3_bucket.S3Bucket(self, "access-logs", bucket=f"{name}-alb-logs-{account.account_id}", force_destroy=False)
+        bucket = s3_bucket.S3Bucket(
+            self, "access-logs", bucket=f"{name}-alb-logs-{account.account_id}", force_destroy=False
+        )
         s3_bucket_public_access_block.S3BucketPublicAccessBlock(
             self,
             "access-logs-public-access",
@@ -169,7 +180,9 @@ class LoadBalancer(Construct):
                 )
             ],
         )
-        s3_bucket_versioning.S3BucketVersioningA(self, "access-logs-versioning", bucket=bucket.id, versioning_configuration={"status": "Enabled"})
+        s3_bucket_versioning.S3BucketVersioningA(
+            self, "access-logs-versioning", bucket=bucket.id, versioning_configuration={"status": "Enabled"}
+        )
         lifecycle = s3_bucket_lifecycle_configuration
         lifecycle.S3BucketLifecycleConfiguration(
             self,
@@ -181,9 +194,13 @@ class LoadBalancer(Construct):
                     status="Enabled",
                     filter=[lifecycle.S3BucketLifecycleConfigurationRuleFilter(prefix="")],
                     expiration=[lifecycle.S3BucketLifecycleConfigurationRuleExpiration(days=retention_days)],
-                    noncurrent_version_expiration=[lifecycle.S3BucketLifecycleConfigurationRuleNoncurrentVersionExpiration(noncurrent_days=7)],
+                    noncurrent_version_expiration=[
+                        lifecycle.S3BucketLifecycleConfigurationRuleNoncurrentVersionExpiration(noncurrent_days=7)
+                    ],
                     abort_incomplete_multipart_upload=[
-                        lifecycle.S3BucketLifecycleConfigurationRuleAbortIncompleteMultipartUpload(days_after_initiation=1)
+                        lifecycle.S3BucketLifecycleConfigurationRuleAbortIncompleteMultipartUpload(
+                            days_after_initiation=1
+                        )
                     ],
                 )
             ],

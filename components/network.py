@@ -1,4 +1,5 @@
 """VPC: public and private subnets per AZ, NAT, S3 gateway endpoint, flow logs."""
+
 from __future__ import annotations
 
 import json
@@ -48,24 +49,41 @@ class Network(Construct):
     ) -> None:
         super().__init__(scope, id_)
         zones = data_aws_availability_zones.DataAwsAvailabilityZones(
-            self, "zones", state="available", filter=[data_aws_availability_zones.DataAwsAvailabilityZonesFilter(name="opt-in-status", values=["opt-in-not-required"])]
+            self,
+            "zones",
+            state="available",
+            filter=[
+                data_aws_availability_zones.DataAwsAvailabilityZonesFilter(
+                    name="opt-in-status", values=["opt-in-not-required"]
+                )
+            ],
         )
-        network = vpc.Vpc(self, "vpc", cidr_block=cidr, enable_dns_hostnames=True, enable_dns_support=True, tags={"Name": name})
+        network = vpc.Vpc(
+            self, "vpc", cidr_block=cidr, enable_dns_hostnames=True, enable_dns_support=True, tags={"Name": name}
+        )
         self.vpc_id: str = network.id
         self.vpc_cidr: str = cidr
         # The default security group allows all traffic between its members; nothing
         # should use it, so it is emptied of rules.
-        default_security_group.DefaultSecurityGroup(self, "default-sg", vpc_id=network.id, tags={"Name": f"{name}-default-unused"})
+        default_security_group.DefaultSecurityGroup(
+            self, "default-sg", vpc_id=network.id, tags={"Name": f"{name}-default-unused"}
+        )
 
         gateway = internet_gateway.InternetGateway(self, "igw", vpc_id=network.id, tags={"Name": name})
         public_routes = route_table.RouteTable(self, "public-rt", vpc_id=network.id, tags={"Name": f"{name}-public"})
-        route.Route(self, "public-default", route_table_id=public_routes.id, destination_cidr_block="0.0.0.0/0", gateway_id=gateway.id)
+        route.Route(
+            self,
+            "public-default",
+            route_table_id=public_routes.id,
+            destination_cidr_block="0.0.0.0/0",
+            gateway_id=gateway.id,
+        )
 
         self.public_subnet_ids: list[str] = []
         self.private_subnet_ids: list[str] = []
         private_route_table_ids: list[str] = []
         nat_ids: list[str] = []
-        for index, (public_cidr, private_cidr) in enumerate(zip(public_cidrs, private_cidrs)):
+        for index, (public_cidr, private_cidr) in enumerate(zip(public_cidrs, private_cidrs, strict=True)):
             zone = Fn.element(zones.names, index)
             public = subnet.Subnet(
                 self,
@@ -76,12 +94,19 @@ class Network(Construct):
                 map_public_ip_on_launch=False,
                 tags={"Name": f"{name}-public-{index}", "Tier": "public"},
             )
-            route_table_association.RouteTableAssociation(self, f"public-{index}-rta", subnet_id=public.id, route_table_id=public_routes.id)
+            route_table_association.RouteTableAssociation(
+                self, f"public-{index}-rta", subnet_id=public.id, route_table_id=public_routes.id
+            )
             self.public_subnet_ids.append(public.id)
             if nat_per_az or index == 0:
                 address = eip.Eip(self, f"nat-{index}-eip", domain="vpc", tags={"Name": f"{name}-nat-{index}"})
                 nat = nat_gateway.NatGateway(
-                    self, f"nat-{index}", allocation_id=address.id, subnet_id=public.id, tags={"Name": f"{name}-nat-{index}"}, depends_on=[gateway]
+                    self,
+                    f"nat-{index}",
+                    allocation_id=address.id,
+                    subnet_id=public.id,
+                    tags={"Name": f"{name}-nat-{index}"},
+                    depends_on=[gateway],
                 )
                 nat_ids.append(nat.id)
             private = subnet.Subnet(
@@ -92,9 +117,19 @@ class Network(Construct):
                 availability_zone=zone,
                 tags={"Name": f"{name}-private-{index}", "Tier": "private"},
             )
-            private_routes = route_table.RouteTable(self, f"private-{index}-rt", vpc_id=network.id, tags={"Name": f"{name}-private-{index}"})
-            route.Route(self, f"private-{index}-default", route_table_id=private_routes.id, destination_cidr_block="0.0.0.0/0", nat_gateway_id=nat_ids[-1])
-            route_table_association.RouteTableAssociation(self, f"private-{index}-rta", subnet_id=private.id, route_table_id=private_routes.id)
+            private_routes = route_table.RouteTable(
+                self, f"private-{index}-rt", vpc_id=network.id, tags={"Name": f"{name}-private-{index}"}
+            )
+            route.Route(
+                self,
+                f"private-{index}-default",
+                route_table_id=private_routes.id,
+                destination_cidr_block="0.0.0.0/0",
+                nat_gateway_id=nat_ids[-1],
+            )
+            route_table_association.RouteTableAssociation(
+                self, f"private-{index}-rta", subnet_id=private.id, route_table_id=private_routes.id
+            )
             self.private_subnet_ids.append(private.id)
             private_route_table_ids.append(private_routes.id)
 
@@ -118,7 +153,13 @@ class Network(Construct):
             assume_role_policy=json.dumps(
                 {
                     "Version": "2012-10-17",
-                    "Statement": [{"Effect": "Allow", "Principal": {"Service": "vpc-flow-logs.amazonaws.com"}, "Action": "sts:AssumeRole"}],
+                    "Statement": [
+                        {
+                            "Effect": "Allow",
+                            "Principal": {"Service": "vpc-flow-logs.amazonaws.com"},
+                            "Action": "sts:AssumeRole",
+                        }
+                    ],
                 }
             ),
         )

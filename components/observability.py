@@ -1,4 +1,5 @@
 """CloudWatch: a KMS key, log groups with retention, an alarm topic and alarms."""
+
 from __future__ import annotations
 
 import json
@@ -18,7 +19,9 @@ class LogGroups(Construct):
         arns: log group ARN per short name.
     """
 
-    def __init__(self, scope: Construct, id_: str, *, name: str, account: Account, retention_days: int, streams: list[str]) -> None:
+    def __init__(
+        self, scope: Construct, id_: str, *, name: str, account: Account, retention_days: int, streams: list[str]
+    ) -> None:
         super().__init__(scope, id_)
         key = kms_key.KmsKey(
             self,
@@ -64,7 +67,9 @@ def _key_policy(account: Account, name: str) -> dict:
                 "Resource": "*",
                 "Condition": {
                     "ArnLike": {
-                        "kms:EncryptionContext:aws:logs:arn": f"arn:{account.partition}:logs:{account.region}:{account.account_id}:log-group:/ecs/{name}/*"
+                        "kms:EncryptionContext:aws:logs:arn": (
+                            f"arn:{account.partition}:logs:{account.region}:{account.account_id}:log-group:/ecs/{name}/*"
+                        )
                     }
                 },
             },
@@ -122,7 +127,9 @@ class Alarms(Construct):
             threshold=10,
             evaluation_periods=1,
             metric_query=[
-                cloudwatch_metric_alarm.CloudwatchMetricAlarmMetricQuery(id="errors", expression="elb + target", label="5xx responses", return_data=True),
+                cloudwatch_metric_alarm.CloudwatchMetricAlarmMetricQuery(
+                    id="errors", expression="elb + target", label="5xx responses", return_data=True
+                ),
                 _metric_query("elb", "HTTPCode_ELB_5XX_Count", balancer),
                 _metric_query("target", "HTTPCode_Target_5XX_Count", balancer),
             ],
@@ -149,7 +156,9 @@ class Alarms(Construct):
                 self,
                 f"{short_name}-below-desired",
                 alarm_name=f"{name}-{short_name}-below-desired",
-                alarm_description=f"{short_name}: fewer tasks running than desired for 15 minutes (Container Insights).",
+                alarm_description=(
+                    f"{short_name}: fewer tasks running than desired for 15 minutes (Container Insights)."
+                ),
                 comparison_operator="GreaterThanThreshold",
                 threshold=0,
                 evaluation_periods=3,
@@ -174,9 +183,13 @@ class Alarms(Construct):
             "etcd-below-quorum-plus-one",
             alarm_name=f"{name}-etcd-below-quorum-plus-one",
             alarm_description=(
-                f"etcd: fewer than {threshold} of {members} members running for 5 minutes; one more lost member stops every Dynamo process (Container Insights)."
+                f"etcd: fewer than {threshold} of {members} members running for 5 minutes; one more lost member stops "
+                "every Dynamo process (Container Insights)."
                 if members > 1
-                else "etcd: its only member not running for 5 minutes; every Dynamo process stops without it (Container Insights)."
+                else (
+                    "etcd: its only member not running for 5 minutes; "
+                    "every Dynamo process stops without it (Container Insights)."
+                )
             ),
             comparison_operator="LessThanThreshold",
             threshold=threshold,
@@ -184,7 +197,10 @@ class Alarms(Construct):
             metric_query=[
                 # A member without a data point counts as not running.
                 cloudwatch_metric_alarm.CloudwatchMetricAlarmMetricQuery(
-                    id="members", expression=" + ".join(f"FILL({query_id}, 0)" for query_id in running), label="etcd members running", return_data=True
+                    id="members",
+                    expression=" + ".join(f"FILL({query_id}, 0)" for query_id in running),
+                    label="etcd members running",
+                    return_data=True,
                 ),
                 *(
                     _metric_query(
@@ -207,5 +223,11 @@ def _metric_query(
     statistic = "Sum" if namespace == "AWS/ApplicationELB" else "Average"
     return cloudwatch_metric_alarm.CloudwatchMetricAlarmMetricQuery(
         id=query_id,
-        metric={"namespace": namespace, "metric_name": metric, "dimensions": dimensions, "period": period, "stat": statistic},
+        metric={
+            "namespace": namespace,
+            "metric_name": metric,
+            "dimensions": dimensions,
+            "period": period,
+            "stat": statistic,
+        },
     )

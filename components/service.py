@@ -1,8 +1,10 @@
 """One ECS service with its task definition: the shape every part of Dynamo runs in."""
+
 from __future__ import annotations
 
 import json
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from cdktf import ITerraformDependable, TerraformResourceLifecycle
 from constructs import Construct
@@ -90,10 +92,14 @@ class TaskService(Construct):
         else:
             placement = {
                 "capacity_provider_strategy": [
-                    ecs_service.EcsServiceCapacityProviderStrategy(capacity_provider=capacity_provider, weight=1, base=0)
+                    ecs_service.EcsServiceCapacityProviderStrategy(
+                        capacity_provider=capacity_provider, weight=1, base=0
+                    )
                 ],
                 "ordered_placement_strategy": [
-                    ecs_service.EcsServiceOrderedPlacementStrategy(type="spread", field="attribute:ecs.availability-zone"),
+                    ecs_service.EcsServiceOrderedPlacementStrategy(
+                        type="spread", field="attribute:ecs.availability-zone"
+                    ),
                     ecs_service.EcsServiceOrderedPlacementStrategy(type="binpack", field="memory"),
                 ],
             }
@@ -104,7 +110,11 @@ class TaskService(Construct):
             cluster=cluster_arn,
             task_definition=task.arn,
             desired_count=desired_count,
-            network_configuration={"subnets": subnet_ids, "security_groups": security_group_ids, "assign_public_ip": False},
+            network_configuration={
+                "subnets": subnet_ids,
+                "security_groups": security_group_ids,
+                "assign_public_ip": False,
+            },
             deployment_circuit_breaker={"enable": True, "rollback": True},
             deployment_minimum_healthy_percent=minimum_healthy_percent,
             deployment_maximum_percent=maximum_percent,

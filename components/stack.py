@@ -1,4 +1,5 @@
 """DynamoStack: the one place that knows how the parts of the platform connect."""
+
 from __future__ import annotations
 
 from cdktf import CloudBackend, LocalBackend, NamedCloudWorkspace, S3Backend, TerraformOutput, TerraformStack
@@ -18,7 +19,8 @@ from components.network import Network
 from components.observability import Alarms, LogGroups
 from components.security_groups import HTTP_PORT, HTTPS_PORT, SecurityGroups
 from components.workers import Frontend, GpuWorkers, dynamo_environment, frontend_command, secrets_for, worker_command
-from environments.schema import Environment, HcpBackend, S3Backend as S3BackendConfig
+from environments.schema import Environment, HcpBackend
+from environments.schema import S3Backend as S3BackendConfig
 
 # The ALB's /health check proves that the frontend's HTTP server runs and has finished its
 # first discovery scan: Dynamo 1.2.1 answers 200 {"status":"healthy","endpoints":[],
@@ -42,7 +44,11 @@ class DynamoStack(TerraformStack):
             self,
             "aws",
             region=env.region,
-            default_tags=[provider.AwsProviderDefaultTags(tags={"Project": "dynamo-ecs", "Environment": env.name, "ManagedBy": "cdktf"})],
+            default_tags=[
+                provider.AwsProviderDefaultTags(
+                    tags={"Project": "dynamo-ecs", "Environment": env.name, "ManagedBy": "cdktf"}
+                )
+            ],
         )
         self._backend(env)
 
@@ -222,7 +228,8 @@ class DynamoStack(TerraformStack):
                     disaggregation_mode=role if env.mode == "disaggregated" else None,
                     # The KV router learns cache contents from the workers that own KV blocks
                     # after prefill; decode workers in disaggregated mode do not publish.
-                    publish_kv_events=env.frontend.router_mode == "kv" and (env.mode == "aggregated" or role == "prefill"),
+                    publish_kv_events=env.frontend.router_mode == "kv"
+                    and (env.mode == "aggregated" or role == "prefill"),
                     max_model_len=env.model.max_model_len,
                     extra_args=list(env.model.extra_vllm_args),
                 ),
@@ -254,10 +261,14 @@ class DynamoStack(TerraformStack):
             frontend_cpu_target_percent=env.frontend.cpu_target_percent,
             frontend_requests_per_target=env.frontend.requests_per_target,
             request_count_resource_label=f"{balancer.arn_suffix}/{balancer.target_group_arn_suffix}",
-            working_hours=WorkingHours(env.schedule.timezone, env.schedule.scale_up, env.schedule.scale_down) if env.schedule else None,
+            working_hours=WorkingHours(env.schedule.timezone, env.schedule.scale_up, env.schedule.scale_down)
+            if env.schedule
+            else None,
         )
         alarmed = {short: (service.cluster_name, service.service_name) for short, service in scaled.items()}
-        alarmed.update({short: (fargate.cluster_name, service_name) for short, service_name in control.service_names.items()})
+        alarmed.update(
+            {short: (fargate.cluster_name, service_name) for short, service_name in control.service_names.items()}
+        )
         alarms = Alarms(
             self,
             "alarms",
@@ -277,8 +288,14 @@ class DynamoStack(TerraformStack):
             "gpu_cluster_name": (gpu.cluster_name, "ECS cluster of the GPU workers"),
             "fargate_cluster_name": (fargate.cluster_name, "ECS cluster of etcd, NATS and the frontend (on Fargate)"),
             "gpu_autoscaling_group_name": (gpu.autoscaling_group_name, "Auto Scaling group of the GPU instances"),
-            "service_discovery_namespace": (discovery.namespace_name, "Cloud Map namespace: etcd-<i>.<ns>:2379 per etcd member, nats.<ns>:4222"),
-            "etcd_endpoint": (control.etcd_endpoint, "ETCD_ENDPOINTS for Dynamo processes in this VPC: every etcd member, comma-separated"),
+            "service_discovery_namespace": (
+                discovery.namespace_name,
+                "Cloud Map namespace: etcd-<i>.<ns>:2379 per etcd member, nats.<ns>:4222",
+            ),
+            "etcd_endpoint": (
+                control.etcd_endpoint,
+                "ETCD_ENDPOINTS for Dynamo processes in this VPC: every etcd member, comma-separated",
+            ),
             "nats_server": (control.nats_server, "NATS_SERVER for Dynamo processes in this VPC"),
             "vpc_id": (network.vpc_id, "VPC id"),
             "private_subnet_ids": (network.private_subnet_ids, "Private subnets (tasks, instances)"),
@@ -291,11 +308,23 @@ class DynamoStack(TerraformStack):
     def _backend(self, env: Environment) -> None:
         backend = env.backend
         if isinstance(backend, S3BackendConfig):
-            S3Backend(self, bucket=backend.bucket, key=backend.key, region=backend.region, encrypt=True, kms_key_id=backend.kms_key_arn)
+            S3Backend(
+                self,
+                bucket=backend.bucket,
+                key=backend.key,
+                region=backend.region,
+                encrypt=True,
+                kms_key_id=backend.kms_key_arn,
+            )
             # Terraform >= 1.10 locks with a lock file next to the state; cdktf 0.21's
             # S3Backend predates the argument.
             self.add_override("terraform.backend.s3.use_lockfile", True)
         elif isinstance(backend, HcpBackend):
-            CloudBackend(self, organization=backend.organization, hostname=backend.hostname, workspaces=NamedCloudWorkspace(backend.workspace))
+            CloudBackend(
+                self,
+                organization=backend.organization,
+                hostname=backend.hostname,
+                workspaces=NamedCloudWorkspace(backend.workspace),
+            )
         else:
             LocalBackend(self, path=backend.state_path(env.stack_name))

@@ -1,15 +1,17 @@
 """Dynamo's own processes: the OpenAI-compatible frontend and the vLLM decode/prefill workers."""
+
 from __future__ import annotations
 
 import json
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from cdktf import ITerraformDependable
 from constructs import Construct
 
+from components.aws import ecs_task_definition
 from components.container import container_definition, http_health_check
 from components.security_groups import FRONTEND_PORT, REQUEST_PLANE_PORT, RESPONSE_STREAM_PORT
-from components.aws import ecs_task_definition
 from components.service import TaskService
 
 # The worker's system server (/health, /live, /metrics) listens here when DYN_SYSTEM_PORT is set.
@@ -86,7 +88,12 @@ def worker_command(
     if disaggregation_mode is not None:
         command += ["--disaggregation-mode", disaggregation_mode, "--kv-transfer-config", NIXL_KV_TRANSFER]
     if publish_kv_events:
-        events = {"publisher": "zmq", "topic": "kv-events", "endpoint": f"tcp://*:{KV_EVENTS_PORT}", "enable_kv_cache_events": True}
+        events = {
+            "publisher": "zmq",
+            "topic": "kv-events",
+            "endpoint": f"tcp://*:{KV_EVENTS_PORT}",
+            "enable_kv_cache_events": True,
+        }
         command += ["--kv-events-config", json.dumps(events, separators=(",", ":"))]
     return command + extra_args
 
@@ -149,7 +156,11 @@ class Frontend(Construct):
             security_group_ids=[security_group_id],
             desired_count=desired_count,
             autoscaled=True,
-            load_balancer={"target_group_arn": target_group_arn, "container_name": "frontend", "container_port": FRONTEND_PORT},
+            load_balancer={
+                "target_group_arn": target_group_arn,
+                "container_name": "frontend",
+                "container_port": FRONTEND_PORT,
+            },
             health_check_grace_seconds=health_check_grace_seconds,
             needs=needs,
             # Moving between Fargate and the GPU fleet moves the service to the other
@@ -259,13 +270,20 @@ class GpuWorkers(Construct):
                 },
                 secrets=secrets,
                 ports=[SYSTEM_PORT],
-                health_check=http_health_check(SYSTEM_PORT, "/health", start_period=WORKER_START_PERIOD, retries=WORKER_HEALTH_RETRIES),
+                health_check=http_health_check(
+                    SYSTEM_PORT, "/health", start_period=WORKER_START_PERIOD, retries=WORKER_HEALTH_RETRIES
+                ),
                 repository_credentials_arn=repository_credentials_arn,
                 gpus=gpus,
-                mount_points=[{"sourceVolume": MODEL_CACHE_VOLUME, "containerPath": MODEL_CACHE_MOUNT, "readOnly": False}],
+                mount_points=[
+                    {"sourceVolume": MODEL_CACHE_VOLUME, "containerPath": MODEL_CACHE_MOUNT, "readOnly": False}
+                ],
                 linux_parameters={"sharedMemorySize": shared_memory_mib, "initProcessEnabled": True},
                 # NCCL and NIXL pin memory for GPU transfers: no memlock limit.
-                ulimits=[{"name": "memlock", "softLimit": -1, "hardLimit": -1}, {"name": "stack", "softLimit": 67108864, "hardLimit": 67108864}],
+                ulimits=[
+                    {"name": "memlock", "softLimit": -1, "hardLimit": -1},
+                    {"name": "stack", "softLimit": 67108864, "hardLimit": 67108864},
+                ],
                 log_group=log_group,
                 region=region,
                 stop_timeout=STOP_TIMEOUT,

@@ -1,4 +1,5 @@
 """Facts about AWS that the environment model validates against, each with its source."""
+
 from __future__ import annotations
 
 from typing import NamedTuple
@@ -56,7 +57,8 @@ REGIONS: tuple[str, ...] = (
     "ap-east-1", "ap-east-2",
     "ap-northeast-1", "ap-northeast-2", "ap-northeast-3",
     "ap-south-1", "ap-south-2",
-    "ap-southeast-1", "ap-southeast-2", "ap-southeast-3", "ap-southeast-4", "ap-southeast-5", "ap-southeast-6", "ap-southeast-7",
+    "ap-southeast-1", "ap-southeast-2", "ap-southeast-3", "ap-southeast-4", "ap-southeast-5", "ap-southeast-6",
+    "ap-southeast-7",
     "ca-central-1", "ca-west-1",
     "eu-central-1", "eu-central-2", "eu-north-1", "eu-south-1", "eu-south-2", "eu-west-1", "eu-west-2", "eu-west-3",
     "il-central-1", "me-central-1", "me-south-1",

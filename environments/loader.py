@@ -3,6 +3,7 @@
 Every problem a user can cause ends up as ``<file>: <field path>: <what is allowed>``
 (or ``<file>: line N: ...`` for TOML syntax), collected in a ConfigError.
 """
+
 from __future__ import annotations
 
 import ipaddress
@@ -43,7 +44,9 @@ def load(path: Path, shown_as: str | None = None) -> Environment:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as error:
-        raise ConfigError([f"{label}: not UTF-8 text (byte 0x{raw[error.start]:02x} at offset {error.start}); save it as UTF-8"]) from None
+        raise ConfigError(
+            [f"{label}: not UTF-8 text (byte 0x{raw[error.start]:02x} at offset {error.start}); save it as UTF-8"]
+        ) from None
     if not text.strip():
         raise ConfigError([f"{label}: the file is empty; it needs at least `name` and `region`"])
     try:
@@ -87,13 +90,21 @@ def load_all(
         raise ConfigError(lines)
     if warnings is not None:
         warnings += _overlapping_networks(loaded)
-    return sorted((environment for _, environment, selected in loaded if selected), key=lambda environment: environment.name)
+    return sorted(
+        (environment for _, environment, selected in loaded if selected), key=lambda environment: environment.name
+    )
 
 
 def _claims(environment: Environment) -> list[tuple[str, tuple[str, ...], str]]:
     """What an environment must have to itself: (field, key, how a clash is explained)."""
     name = environment.name
-    claims = [("name", ("name", name), f'"{name}" is already used by {{other}}; each environment needs its own name (its stack and state)')]
+    claims = [
+        (
+            "name",
+            ("name", name),
+            f'"{name}" is already used by {{other}}; each environment needs its own name (its stack and state)',
+        )
+    ]
     backend = environment.backend
     if isinstance(backend, S3Backend):
         claims.append(
@@ -116,9 +127,17 @@ def _claims(environment: Environment) -> list[tuple[str, tuple[str, ...], str]]:
     else:
         state = backend.state_path(environment.stack_name)
         # Relative paths start from each stack's own directory: compare where they lead.
-        where = state if posixpath.isabs(state) else posixpath.normpath(posixpath.join("stacks", environment.stack_name, state))
+        where = (
+            state
+            if posixpath.isabs(state)
+            else posixpath.normpath(posixpath.join("stacks", environment.stack_name, state))
+        )
         claims.append(
-            ("backend.path", ("local", where), f'"{state}" is already the state file of {{other}}; each environment needs a state file of its own')
+            (
+                "backend.path",
+                ("local", where),
+                f'"{state}" is already the state file of {{other}}; each environment needs a state file of its own',
+            )
         )
     return claims
 
@@ -163,7 +182,8 @@ def _overlapping_networks(loaded: list[tuple[str, Environment, bool]]) -> list[s
             shared = accounts & first_accounts
             account = f"account {', '.join(sorted(shared))}" if shared else "perhaps one account: their ARNs do not say"
             lines.append(
-                f"{label}: network.cidr: warning: {cidr} overlaps {first_cidr} of {first_label} (both in {environment.region}, "
+                f"{label}: network.cidr: warning: {cidr} overlaps {first_cidr} of {first_label} (both in "
+                f"{environment.region}, "
                 f"{account}); the two VPCs can never be peered or share a transit gateway: pick a range of its own"
             )
     return lines
@@ -179,7 +199,9 @@ def _toml_error(error: tomllib.TOMLDecodeError, text: str) -> str:
     # "... (at end of document)": the last line is where the value or bracket is missing.
     if message.endswith(" (at end of document)"):
         last = len(text.rstrip("\n").split("\n"))
-        return f"line {last}: TOML syntax error: {message.removesuffix(' (at end of document)')} (at the end of the file)"
+        return (
+            f"line {last}: TOML syntax error: {message.removesuffix(' (at end of document)')} (at the end of the file)"
+        )
     return f"TOML syntax error: {message}"
 
 
@@ -240,7 +262,7 @@ _EXPECTED = {
     "bool_type": "true or false (no quotes)",
     "bool_parsing": "true or false (no quotes)",
     "string_type": "a quoted string",
-    "list_type": "an array like [\"a\", \"b\"]",
+    "list_type": 'an array like ["a", "b"]',
     "model_type": "a table (a [section] or { key = value })",
     "model_attributes_type": "a table (a [section] or { key = value })",
     "dict_type": "a table (a [section] or { key = value })",

@@ -5,6 +5,7 @@
 
 tests/test_reference.py fails when README.md and the schema disagree.
 """
+
 from __future__ import annotations
 
 import sys
@@ -28,9 +29,13 @@ def _type_name(annotation: typing.Any) -> str:
     if origin is typing.Annotated:
         return _type_name(typing.get_args(annotation)[0])
     if origin is typing.Literal:
-        return " \\| ".join(f'`"{value}"`' if isinstance(value, str) else f"`{value}`" for value in typing.get_args(annotation))
+        return " \\| ".join(
+            f'`"{value}"`' if isinstance(value, str) else f"`{value}`" for value in typing.get_args(annotation)
+        )
     if origin in (typing.Union, types.UnionType):
-        return " or ".join(_type_name(arg) for arg in typing.get_args(annotation) if arg is not type(None)) + " (optional)"
+        return (
+            " or ".join(_type_name(arg) for arg in typing.get_args(annotation) if arg is not type(None)) + " (optional)"
+        )
     if origin is list:
         return f"list of {_type_name(typing.get_args(annotation)[0])}"
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
@@ -60,7 +65,14 @@ def _default(field: FieldInfo) -> str:
 def _limits(field: FieldInfo) -> str:
     parts = []
     for item in field.metadata:
-        for attribute, symbol in (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<"), ("min_length", "min length"), ("max_length", "max length")):
+        for attribute, symbol in (
+            ("ge", ">="),
+            ("gt", ">"),
+            ("le", "<="),
+            ("lt", "<"),
+            ("min_length", "min length"),
+            ("max_length", "max length"),
+        ):
             value = getattr(item, attribute, None)
             if value is not None:
                 parts.append(f"{symbol} {value}")
@@ -83,13 +95,19 @@ def _table(prefix: str, model: type[BaseModel], sections: list[str]) -> None:
         if models and name != "backend":
             nested += [(f"{prefix}{name}", sub) for sub in models]
             if field.is_required() or field.default is None:
-                rows.append(f"| `{name}` | table (optional) | none | | {field.description or ''} See `[{prefix}{name}]`. |")
+                rows.append(
+                    f"| `{name}` | table (optional) | none | | {field.description or ''} See `[{prefix}{name}]`. |"
+                )
             continue
         if name == "backend":
-            rows.append(f"| `backend` | table | local | | State backend: `type` = `\"local\"`, `\"s3\"` or `\"hcp\"`. See below. |")
+            rows.append(
+                '| `backend` | table | local | | State backend: `type` = `"local"`, `"s3"` or `"hcp"`. See below. |'
+            )
             continue
         description = (field.description or "").replace("|", "\\|")
-        rows.append(f"| `{name}` | {_type_name(field.annotation)} | {_default(field)} | {_limits(field)} | {description} |")
+        rows.append(
+            f"| `{name}` | {_type_name(field.annotation)} | {_default(field)} | {_limits(field)} | {description} |"
+        )
     if len(rows) == 2:  # a table of tables only, like [control_plane]
         rows = []
     heading = f"### `[{prefix.rstrip('.')}]`" if prefix else "### top level"
@@ -104,7 +122,7 @@ def render() -> str:
     _table("", Environment, sections)
     for variant in (LocalBackend, S3Backend, HcpBackend):
         kind = variant.model_fields["type"].annotation.__args__[0]
-        sections.append(f"#### `[backend]` with `type = \"{kind}\"`")
+        sections.append(f'#### `[backend]` with `type = "{kind}"`')
         rows = ["| field | type | default | description |", "|---|---|---|---|"]
         for name, field in variant.model_fields.items():
             if name == "type":

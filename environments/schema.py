@@ -3,13 +3,15 @@
 Every default, limit and cross-field rule lives here; the README's configuration
 reference is generated from these models (``python -m environments.reference``).
 """
+
 from __future__ import annotations
 
 import ipaddress
 import math
 import posixpath
 import re
-from typing import Annotated, Collection, Literal
+from collections.abc import Collection
+from typing import Annotated, Literal
 
 from pydantic import (
     AfterValidator,
@@ -42,9 +44,7 @@ class Model(BaseModel):
 
 
 def _arn_pattern(service: str, resource: str) -> re.Pattern[str]:
-    return re.compile(
-        rf"^arn:aws(?:-cn|-us-gov)?:{service}:(?P<region>[a-z]{{2}}(?:-[a-z]+)+-\d):\d{{12}}:{resource}$"
-    )
+    return re.compile(rf"^arn:aws(?:-cn|-us-gov)?:{service}:(?P<region>[a-z]{{2}}(?:-[a-z]+)+-\d):\d{{12}}:{resource}$")
 
 
 SECRET_ARN = _arn_pattern("secretsmanager", r"secret:[A-Za-z0-9/_+=.@-]+")
@@ -57,7 +57,9 @@ KMS_KEY_ARN = _arn_pattern("kms", r"key/[0-9a-f-]{36}")
 def _arn(pattern: re.Pattern[str], example: str):
     def check(value: str) -> str:
         if not pattern.fullmatch(value):
-            raise PydanticCustomError("arn", "not a valid ARN of this kind; expected e.g. {example}", {"example": example})
+            raise PydanticCustomError(
+                "arn", "not a valid ARN of this kind; expected e.g. {example}", {"example": example}
+            )
         return value
 
     return AfterValidator(check)
@@ -69,10 +71,14 @@ CertificateArn = Annotated[
 ]
 WafAclArn = Annotated[
     str,
-    _arn(WAF_ACL_ARN, "arn:aws:wafv2:us-east-1:123456789012:regional/webacl/my-acl/01234567-89ab-cdef-0123-456789abcdef"),
+    _arn(
+        WAF_ACL_ARN, "arn:aws:wafv2:us-east-1:123456789012:regional/webacl/my-acl/01234567-89ab-cdef-0123-456789abcdef"
+    ),
 ]
 SnsTopicArn = Annotated[str, _arn(SNS_TOPIC_ARN, "arn:aws:sns:us-east-1:123456789012:oncall")]
-KmsKeyArn = Annotated[str, _arn(KMS_KEY_ARN, "arn:aws:kms:us-east-1:123456789012:key/01234567-89ab-cdef-0123-456789abcdef")]
+KmsKeyArn = Annotated[
+    str, _arn(KMS_KEY_ARN, "arn:aws:kms:us-east-1:123456789012:key/01234567-89ab-cdef-0123-456789abcdef")
+]
 
 
 def _member_of(kind: str, allowed: Collection, what: str) -> AfterValidator:
@@ -80,14 +86,18 @@ def _member_of(kind: str, allowed: Collection, what: str) -> AfterValidator:
 
     def check(value):
         if value not in allowed:
-            raise PydanticCustomError(kind, f"not {what}; allowed: {{allowed}}", {"allowed": ", ".join(map(str, allowed))})
+            raise PydanticCustomError(
+                kind, f"not {what}; allowed: {{allowed}}", {"allowed": ", ".join(map(str, allowed))}
+            )
         return value
 
     return AfterValidator(check)
 
 
 Region = Annotated[str, _member_of("region", REGIONS, "an AWS region")]
-GpuInstanceType = Annotated[str, _member_of("instance_type", GPU_INSTANCE_TYPES, "a GPU instance type in environments/catalog.py")]
+GpuInstanceType = Annotated[
+    str, _member_of("instance_type", GPU_INSTANCE_TYPES, "a GPU instance type in environments/catalog.py")
+]
 RetentionDays = Annotated[int, _member_of("retention", LOG_RETENTION_DAYS, "a CloudWatch Logs retention")]
 
 
@@ -95,7 +105,9 @@ def _ipv4_network(value: str) -> str:
     try:
         ipaddress.IPv4Network(value, strict=True)
     except ValueError as error:
-        raise PydanticCustomError("cidr", "not an IPv4 CIDR block like 10.0.0.0/16 ({error})", {"error": str(error)})
+        raise PydanticCustomError(
+            "cidr", "not an IPv4 CIDR block like 10.0.0.0/16 ({error})", {"error": str(error)}
+        ) from None
     return value
 
 
@@ -128,7 +140,8 @@ class LocalBackend(Model):
     path: str | None = Field(
         None,
         description=(
-            "State file path, used as given; a relative one starts from the stack's directory `cdktf.out/stacks/dynamo-<name>/` "
+            "State file path, used as given; a relative one starts from the stack's directory "
+            "`cdktf.out/stacks/dynamo-<name>/` "
             "and must lead out of the output directory. Default `../../../state/terraform.dynamo-<name>.tfstate`: "
             "`state/` beside `cdktf.out/`."
         ),
@@ -162,7 +175,15 @@ class HcpBackend(Model):
 
 class Network(Model):
     cidr: Cidr = Field("10.0.0.0/16", description="VPC CIDR block, /16 to /20.")
-    az_count: int = Field(2, ge=1, le=6, description="Availability zones to spread subnets over: an ALB needs 2, and the region has a limit (environments/catalog.py).")
+    az_count: int = Field(
+        2,
+        ge=1,
+        le=6,
+        description=(
+            "Availability zones to spread subnets over: an ALB needs 2, and the region has a limit "
+            "(environments/catalog.py)."
+        ),
+    )
     nat: Literal["single", "per_az"] = Field(
         "single", description="`single`: one NAT gateway (cheap, one AZ's outage cuts egress); `per_az`: one per AZ."
     )
@@ -210,26 +231,49 @@ class Network(Model):
 
 
 class GpuFleet(Model):
-    instance_type: GpuInstanceType = Field("g6e.2xlarge", description="GPU instance type (see environments/catalog.py).")
-    min_instances: int = Field(0, ge=0, le=1000, description="Auto Scaling group minimum; 0 lets the fleet scale to zero.")
-    max_instances: int = Field(2, ge=1, le=1000, description="Auto Scaling group maximum; must hold the largest autoscaled GPU demand.")
-    desired_instances: int | None = Field(None, ge=0, le=1000, description="Initial size; default `min_instances`. ECS managed scaling owns it afterwards.")
-    capacity: Literal["on_demand", "spot"] = Field("on_demand", description="`spot` uses a mixed instances policy, price-capacity-optimized.")
-    root_volume_gib: int = Field(200, ge=100, le=16384, description="Encrypted gp3 root volume: images and model weights are big.")
+    instance_type: GpuInstanceType = Field(
+        "g6e.2xlarge", description="GPU instance type (see environments/catalog.py)."
+    )
+    min_instances: int = Field(
+        0, ge=0, le=1000, description="Auto Scaling group minimum; 0 lets the fleet scale to zero."
+    )
+    max_instances: int = Field(
+        2, ge=1, le=1000, description="Auto Scaling group maximum; must hold the largest autoscaled GPU demand."
+    )
+    desired_instances: int | None = Field(
+        None,
+        ge=0,
+        le=1000,
+        description="Initial size; default `min_instances`. ECS managed scaling owns it afterwards.",
+    )
+    capacity: Literal["on_demand", "spot"] = Field(
+        "on_demand", description="`spot` uses a mixed instances policy, price-capacity-optimized."
+    )
+    root_volume_gib: int = Field(
+        200, ge=100, le=16384, description="Encrypted gp3 root volume: images and model weights are big."
+    )
     model_cache_path: str = Field(
-        "/opt/dynamo/model-cache", pattern=r"^/[A-Za-z0-9_./-]+$", description="Host directory shared by workers as the Hugging Face cache."
+        "/opt/dynamo/model-cache",
+        pattern=r"^/[A-Za-z0-9_./-]+$",
+        description="Host directory shared by workers as the Hugging Face cache.",
     )
 
     @model_validator(mode="after")
     def _bounds(self) -> GpuFleet:
         problems = []
         if self.min_instances > self.max_instances:
-            problems.append(_problem("min_instances", f"{self.min_instances} is above max_instances ({self.max_instances})"))
-        if self.desired_instances is not None and not self.min_instances <= self.desired_instances <= self.max_instances:
+            problems.append(
+                _problem("min_instances", f"{self.min_instances} is above max_instances ({self.max_instances})")
+            )
+        if (
+            self.desired_instances is not None
+            and not self.min_instances <= self.desired_instances <= self.max_instances
+        ):
             problems.append(
                 _problem(
                     "desired_instances",
-                    f"{self.desired_instances} is outside [min_instances, max_instances] = [{self.min_instances}, {self.max_instances}]",
+                    f"{self.desired_instances} is outside [min_instances, max_instances] = [{self.min_instances}, "
+                    f"{self.max_instances}]",
                 )
             )
         _raise(problems)
@@ -246,13 +290,22 @@ class GpuFleet(Model):
 
 class Image(Model):
     repository: str = Field(
-        "nvcr.io/nvidia/ai-dynamo/vllm-runtime", pattern=r"^[a-z0-9][a-z0-9._/:-]*[a-z0-9]$", description="Dynamo vLLM runtime image repository."
+        "nvcr.io/nvidia/ai-dynamo/vllm-runtime",
+        pattern=r"^[a-z0-9][a-z0-9._/:-]*[a-z0-9]$",
+        description="Dynamo vLLM runtime image repository.",
     )
     tag: ImageTag = Field(
-        "1.2.1", description="Image tag: no spaces, at most 128 characters. 1.x takes --disaggregation-mode; 1.3+ needs a CUDA 13 driver."
+        "1.2.1",
+        description=(
+            "Image tag: no spaces, at most 128 characters. 1.x takes --disaggregation-mode; 1.3+ needs a CUDA 13 "
+            "driver."
+        ),
     )
     pull_credentials_secret_arn: SecretArn | None = Field(
-        None, description="Secrets Manager secret with `username`/`password` for a private registry (NGC: `$oauthtoken` + API key)."
+        None,
+        description=(
+            "Secrets Manager secret with `username`/`password` for a private registry (NGC: `$oauthtoken` + API key)."
+        ),
     )
 
     @property
@@ -266,11 +319,16 @@ class ModelConfig(Model):
         None,
         description="Model name clients send in requests (vLLM --served-model-name); default the Hugging Face id.",
     )
-    hf_token_secret_arn: SecretArn | None = Field(None, description="Secrets Manager secret holding HF_TOKEN for gated models.")
-    tensor_parallel_size: int = Field(1, ge=1, le=8, description="vLLM tensor parallel size; must equal the GPUs per worker.")
+    hf_token_secret_arn: SecretArn | None = Field(
+        None, description="Secrets Manager secret holding HF_TOKEN for gated models."
+    )
+    tensor_parallel_size: int = Field(
+        1, ge=1, le=8, description="vLLM tensor parallel size; must equal the GPUs per worker."
+    )
     max_model_len: int | None = Field(None, ge=256, description="vLLM --max-model-len; default the model's own.")
     extra_vllm_args: list[Annotated[str, Field(pattern=r"^\S+$")]] = Field(
-        default_factory=list, description="Extra vLLM arguments, one token per entry, e.g. [\"--gpu-memory-utilization\", \"0.9\"]."
+        default_factory=list,
+        description='Extra vLLM arguments, one token per entry, e.g. ["--gpu-memory-utilization", "0.9"].',
     )
 
 
@@ -288,7 +346,11 @@ class Scaling(Model):
         if self.min_count > self.max_count:
             problems.append(_problem("min_count", f"{self.min_count} is above max_count ({self.max_count})"))
         elif not self.min_count <= self.count <= self.max_count:
-            problems.append(_problem("count", f"{self.count} is outside [min_count, max_count] = [{self.min_count}, {self.max_count}]"))
+            problems.append(
+                _problem(
+                    "count", f"{self.count} is outside [min_count, max_count] = [{self.min_count}, {self.max_count}]"
+                )
+            )
         _raise(problems)
         return self
 
@@ -299,25 +361,38 @@ class Frontend(Scaling):
     max_count: int = Field(4, ge=1, le=1000, description="Application Auto Scaling maximum.")
     placement: Literal["fargate", "gpu_fleet"] = Field(
         "fargate",
-        description="`fargate`: independent of GPU capacity, pays a cold pull of the ~12 GB image; `gpu_fleet`: image already cached there.",
+        description=(
+            "`fargate`: independent of GPU capacity, pays a cold pull of the ~12 GB image; `gpu_fleet`: image already "
+            "cached there."
+        ),
     )
     cpu: int = Field(2048, ge=256, le=16384, description="CPU units (1024 = 1 vCPU).")
     memory: int = Field(8192, ge=512, le=122880, description="Memory in MiB.")
-    ephemeral_storage_gib: int = Field(100, ge=21, le=200, description="Fargate ephemeral storage; the runtime image alone is ~12 GB compressed.")
-    router_mode: Literal["kv", "round-robin", "random"] = Field("kv", description="Dynamo router: `kv` routes by KV-cache overlap.")
+    ephemeral_storage_gib: int = Field(
+        100, ge=21, le=200, description="Fargate ephemeral storage; the runtime image alone is ~12 GB compressed."
+    )
+    router_mode: Literal["kv", "round-robin", "random"] = Field(
+        "kv", description="Dynamo router: `kv` routes by KV-cache overlap."
+    )
     migration_limit: int = Field(
         3,
         ge=0,
         le=10,
         description=(
-            "Times a request may move to another worker when its worker goes away (Dynamo --migration-limit); 0 turns it off, "
-            "and a request on a worker that dies fails. Workers go away on crashes, scale-in, instance refreshes and rollouts "
-            "(a surge rollout stops the old worker too, once its replacement is healthy), not only on spot interruption. "
-            "Cost: the frontend keeps the tokens of in-flight requests, and a moved request runs its prefill again elsewhere."
+            "Times a request may move to another worker when its worker goes away (Dynamo --migration-limit); 0 turns "
+            "it off, "
+            "and a request on a worker that dies fails. Workers go away on crashes, scale-in, instance refreshes and "
+            "rollouts "
+            "(a surge rollout stops the old worker too, once its replacement is healthy), not only on spot "
+            "interruption. "
+            "Cost: the frontend keeps the tokens of in-flight requests, and a moved request runs its prefill again "
+            "elsewhere."
         ),
     )
     cpu_target_percent: int = Field(60, ge=10, le=90, description="Target tracking on average CPU.")
-    requests_per_target: int = Field(200, ge=1, le=100000, description="Target tracking on ALB requests per target (per minute).")
+    requests_per_target: int = Field(
+        200, ge=1, le=100000, description="Target tracking on ALB requests per target (per minute)."
+    )
 
 
 class GpuWorker(Scaling):
@@ -370,8 +445,10 @@ class ControlPlane(Model):
     etcd_members: Literal[1, 3] = Field(
         3,
         description=(
-            "etcd cluster size. 3: each member is its own Fargate service in its own AZ (two share one with 2 AZs) with "
-            "its data on EFS; losing any one member stops no Dynamo process, and rollouts replace one member at a time. "
+            "etcd cluster size. 3: each member is its own Fargate service in its own AZ (two share one with 2 AZs) "
+            "with "
+            "its data on EFS; losing any one member stops no Dynamo process, and rollouts replace one member at a "
+            "time. "
             "1: every replacement of the single task (Fargate retirement, a crash, a task definition change) restarts "
             "every Dynamo process, GPU workers included. Cost at the default 0.5 vCPU / 1 GiB per member (Fargate "
             "on-demand, us-east-1): ~$18 a month for 1, ~$54 for 3; EFS adds cents."
@@ -384,26 +461,40 @@ class ControlPlane(Model):
 class LoadBalancer(Model):
     internal: bool = Field(False, description="Internal ALB (private subnets) instead of internet-facing.")
     allowed_cidrs: list[Cidr] = Field(["0.0.0.0/0"], min_length=1, description="Who may reach the listener ports.")
-    certificate_arn: CertificateArn | None = Field(None, description="ACM certificate: HTTPS on 443 and HTTP redirected; without it, HTTP on 80.")
+    certificate_arn: CertificateArn | None = Field(
+        None, description="ACM certificate: HTTPS on 443 and HTTP redirected; without it, HTTP on 80."
+    )
     ssl_policy: Literal[
-        "ELBSecurityPolicy-TLS13-1-2-2021-06", "ELBSecurityPolicy-TLS13-1-2-Res-2021-06", "ELBSecurityPolicy-TLS13-1-3-2021-06"
+        "ELBSecurityPolicy-TLS13-1-2-2021-06",
+        "ELBSecurityPolicy-TLS13-1-2-Res-2021-06",
+        "ELBSecurityPolicy-TLS13-1-3-2021-06",
     ] = Field("ELBSecurityPolicy-TLS13-1-2-2021-06", description="TLS policy of the HTTPS listener.")
-    idle_timeout_seconds: int = Field(900, ge=1, le=4000, description="ALB idle timeout; long, so streamed tokens are not cut off.")
-    deregistration_delay_seconds: int = Field(120, ge=0, le=3600, description="Time for in-flight streams to finish when a frontend stops.")
+    idle_timeout_seconds: int = Field(
+        900, ge=1, le=4000, description="ALB idle timeout; long, so streamed tokens are not cut off."
+    )
+    deregistration_delay_seconds: int = Field(
+        120, ge=0, le=3600, description="Time for in-flight streams to finish when a frontend stops."
+    )
     deletion_protection: bool = Field(False, description="ALB deletion protection.")
-    access_logs: bool = Field(False, description="ALB access logs to an encrypted, private S3 bucket created per environment.")
+    access_logs: bool = Field(
+        False, description="ALB access logs to an encrypted, private S3 bucket created per environment."
+    )
     waf_acl_arn: WafAclArn | None = Field(None, description="Regional WAFv2 web ACL associated with the ALB.")
 
 
 class Logging(Model):
     retention_days: RetentionDays = Field(30, description="CloudWatch Logs retention for every log group.")
-    alarm_topic_arn: SnsTopicArn | None = Field(None, description="Existing SNS topic for alarms; default a new encrypted topic.")
+    alarm_topic_arn: SnsTopicArn | None = Field(
+        None, description="Existing SNS topic for alarms; default a new encrypted topic."
+    )
 
 
 class Schedule(Model):
     """Scale every service to zero outside working hours (the GPU fleet follows)."""
 
-    timezone: str = Field("UTC", pattern=r"^[A-Za-z]+(?:[/_+-][A-Za-z0-9_+-]+)*$", description="IANA time zone of the cron expressions.")
+    timezone: str = Field(
+        "UTC", pattern=r"^[A-Za-z]+(?:[/_+-][A-Za-z0-9_+-]+)*$", description="IANA time zone of the cron expressions."
+    )
     scale_up: Cron = Field("cron(0 8 ? * MON-FRI *)", description="When services return to their configured counts.")
     scale_down: Cron = Field("cron(0 20 ? * MON-FRI *)", description="When services go to zero.")
 
@@ -415,7 +506,8 @@ class Environment(Model):
     name: str = Field(pattern=r"^[a-z][a-z0-9-]{1,15}$", description="Environment name; the stack is `dynamo-<name>`.")
     region: Region = Field(description="AWS region.")
     mode: Literal["aggregated", "disaggregated"] = Field(
-        "disaggregated", description="`aggregated`: decode workers do everything; `disaggregated`: separate prefill workers."
+        "disaggregated",
+        description="`aggregated`: decode workers do everything; `disaggregated`: separate prefill workers.",
     )
     backend: LocalBackend | S3Backend | HcpBackend = Field(default_factory=LocalBackend, discriminator="type")
     network: Network = Field(default_factory=Network)
@@ -424,13 +516,18 @@ class Environment(Model):
     model: ModelConfig = Field(default_factory=ModelConfig)
     frontend: Frontend = Field(default_factory=Frontend)
     decode: GpuWorker = Field(default_factory=GpuWorker)
-    prefill: GpuWorker | None = Field(None, description="Required in `disaggregated` mode, not allowed in `aggregated`.")
+    prefill: GpuWorker | None = Field(
+        None, description="Required in `disaggregated` mode, not allowed in `aggregated`."
+    )
     control_plane: ControlPlane = Field(default_factory=ControlPlane)
     load_balancer: LoadBalancer = Field(default_factory=LoadBalancer)
     logging: Logging = Field(default_factory=Logging)
     schedule: Schedule | None = Field(None, description="Scale to zero outside working hours (dev).")
     secrets_kms_key_arn: KmsKeyArn | None = Field(
-        None, description="Customer-managed KMS key of the configured secrets; default the AWS-managed key (nothing to grant)."
+        None,
+        description=(
+            "Customer-managed KMS key of the configured secrets; default the AWS-managed key (nothing to grant)."
+        ),
     )
 
     @property
@@ -482,17 +579,25 @@ def cross_field_problems(env: Environment) -> list[tuple[str, str]]:
     """Rules that span sections, each reported against the field a user should change."""
     problems = []
     if env.mode == "disaggregated" and env.prefill is None:
-        problems.append(_problem("prefill", "required when mode = \"disaggregated\" (or set mode = \"aggregated\")"))
+        problems.append(_problem("prefill", 'required when mode = "disaggregated" (or set mode = "aggregated")'))
     if env.mode == "aggregated" and env.prefill is not None:
-        problems.append(_problem("prefill", "not allowed when mode = \"aggregated\" (remove it or set mode = \"disaggregated\")"))
+        problems.append(
+            _problem("prefill", 'not allowed when mode = "aggregated" (remove it or set mode = "disaggregated")')
+        )
     zones = REGION_AVAILABILITY_ZONES[env.region]
     if env.network.az_count < 2:
-        problems.append(_problem("network.az_count", f"{env.network.az_count} is too few: an Application Load Balancer needs at least 2 AZs"))
+        problems.append(
+            _problem(
+                "network.az_count",
+                f"{env.network.az_count} is too few: an Application Load Balancer needs at least 2 AZs",
+            )
+        )
     elif env.network.az_count > zones:
         problems.append(
             _problem(
                 "network.az_count",
-                f"{env.network.az_count} is more than the {zones} Availability Zones {env.region} has (environments/catalog.py); allowed: 2 to {zones}",
+                f"{env.network.az_count} is more than the {zones} Availability Zones {env.region} has "
+                f"(environments/catalog.py); allowed: 2 to {zones}",
             )
         )
     if isinstance(env.backend, LocalBackend) and env.backend.path and _inside_output(env.backend.path):
@@ -506,8 +611,16 @@ def cross_field_problems(env: Environment) -> list[tuple[str, str]]:
         )
     for path, arn in _regional_arns(env):
         if _arn_region(arn) != env.region:
-            problems.append(_problem(path, f"is in {_arn_region(arn)}, but the environment is in {env.region}; it must be in the same region"))
-    for path, task in {"control_plane.etcd": env.control_plane.etcd, "control_plane.nats": env.control_plane.nats}.items():
+            problems.append(
+                _problem(
+                    path,
+                    f"is in {_arn_region(arn)}, but the environment is in {env.region}; it must be in the same region",
+                )
+            )
+    for path, task in {
+        "control_plane.etcd": env.control_plane.etcd,
+        "control_plane.nats": env.control_plane.nats,
+    }.items():
         problems += _fargate_size_problems(path, task.cpu, task.memory)
     if env.frontend.placement == "fargate":
         problems += _fargate_size_problems("frontend", env.frontend.cpu, env.frontend.memory)
@@ -529,13 +642,19 @@ def _regional_arns(env: Environment) -> list[tuple[str, str]]:
 
 def _fargate_size_problems(path: str, cpu: int, memory: int) -> list[tuple[str, str]]:
     if cpu not in FARGATE_CPU_MEMORY_MIB:
-        return [_problem(f"{path}.cpu", f"{cpu} is not a Fargate CPU size; allowed: {', '.join(map(str, FARGATE_CPU_MEMORY_MIB))}")]
+        return [
+            _problem(
+                f"{path}.cpu",
+                f"{cpu} is not a Fargate CPU size; allowed: {', '.join(map(str, FARGATE_CPU_MEMORY_MIB))}",
+            )
+        ]
     allowed = FARGATE_CPU_MEMORY_MIB[cpu]
     if memory not in allowed:
         return [
             _problem(
                 f"{path}.memory",
-                f"{memory} MiB is not valid with cpu = {cpu} on Fargate; allowed: {allowed[0]}..{allowed[-1]} in steps of {allowed[1] - allowed[0] if len(allowed) > 1 else allowed[0]}",
+                f"{memory} MiB is not valid with cpu = {cpu} on Fargate; allowed: {allowed[0]}..{allowed[-1]} in "
+                f"steps of {allowed[1] - allowed[0] if len(allowed) > 1 else allowed[0]}",
             )
         ]
     return []
@@ -553,11 +672,19 @@ def _gpu_fleet_problems(env: Environment) -> list[tuple[str, str]]:
     for role, worker in env.gpu_workers().items():
         too_big = _fits_instance(env, role, worker.cpu, worker.memory, cpu_units, usable_memory)
         if worker.gpus > instance.gpus:
-            too_big.append(_problem(f"{role}.gpus", f"{worker.gpus} GPUs do not fit on {env.gpu_fleet.instance_type} ({instance.gpus} GPUs)"))
+            too_big.append(
+                _problem(
+                    f"{role}.gpus",
+                    f"{worker.gpus} GPUs do not fit on {env.gpu_fleet.instance_type} ({instance.gpus} GPUs)",
+                )
+            )
         problems += too_big
         if worker.gpus != env.model.tensor_parallel_size:
             problems.append(
-                _problem(f"{role}.gpus", f"{worker.gpus} must equal model.tensor_parallel_size ({env.model.tensor_parallel_size})")
+                _problem(
+                    f"{role}.gpus",
+                    f"{worker.gpus} must equal model.tensor_parallel_size ({env.model.tensor_parallel_size})",
+                )
             )
         if too_big:
             continue
@@ -566,7 +693,8 @@ def _gpu_fleet_problems(env: Environment) -> list[tuple[str, str]]:
             problems.append(
                 _problem(
                     "gpu_fleet.instance_type",
-                    f"{env.gpu_fleet.instance_type} fits {fit} {role} workers by GPUs, CPU and memory but only {awsvpc_tasks} awsvpc "
+                    f"{env.gpu_fleet.instance_type} fits {fit} {role} workers by GPUs, CPU and memory but only "
+                    f"{awsvpc_tasks} awsvpc "
                     f"tasks ({instance.max_network_interfaces} network interfaces, one is the instance's): "
                     f"{(fit - awsvpc_tasks) * worker.gpus} GPUs would sit idle; use larger workers or another type",
                 )
@@ -581,7 +709,9 @@ def _gpu_fleet_problems(env: Environment) -> list[tuple[str, str]]:
         needed = max(needed, _instances_for_frontend(env, awsvpc_tasks))
     if env.gpu_fleet.max_instances < needed:
         demand = " + ".join(
-            f"{role} max_count {workers[role].max_count}{' + 1 during a surge rollout' if workers[role].rollout == 'surge' else ''} at {fit}/instance"
+            f"{role} max_count "
+            f"{workers[role].max_count}{' + 1 during a surge rollout' if workers[role].rollout == 'surge' else ''} at "
+            f"{fit}/instance"
             for role, fit in fits.items()
         )
         problems.append(
@@ -594,7 +724,9 @@ def _gpu_fleet_problems(env: Environment) -> list[tuple[str, str]]:
     return problems
 
 
-def _fits_instance(env: Environment, role: str, cpu: int, memory: int, cpu_units: int, usable_memory: int) -> list[tuple[str, str]]:
+def _fits_instance(
+    env: Environment, role: str, cpu: int, memory: int, cpu_units: int, usable_memory: int
+) -> list[tuple[str, str]]:
     instance_type = env.gpu_fleet.instance_type
     problems = []
     if cpu > cpu_units:

@@ -33,6 +33,7 @@ node process jsii starts (they peak at different moments, so the sum is an upper
 ru_maxrss from wait4/RUSAGE_CHILDREN would not do: it is the maximum of a single
 process, node's or Python's, never the tree. We report the median over the runs.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -64,7 +65,11 @@ class Variant:
     rss_kb: list[dict[str, int]] = field(default_factory=list)
 
     def command(self, outdir: Path) -> list[str]:
-        return [sys.executable, str(PROJECT_DIR / self.script), *[str(outdir) if a == "{out}" else a for a in self.args]]
+        return [
+            sys.executable,
+            str(PROJECT_DIR / self.script),
+            *[str(outdir) if a == "{out}" else a for a in self.args],
+        ]
 
     @property
     def median_s(self) -> float:
@@ -106,7 +111,9 @@ def run_once(variant: Variant, scratch: Path) -> None:
     outdir = Path(tempfile.mkdtemp(dir=scratch)) / "cdktf.out"
     peaks: dict[int, tuple[str, int]] = {}
     start = time.perf_counter()
-    child = subprocess.Popen(variant.command(outdir), cwd=PROJECT_DIR, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    child = subprocess.Popen(
+        variant.command(outdir), cwd=PROJECT_DIR, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     while True:
         # wait4 rather than Popen.poll: its rusage is the CPU time of the whole tree (each
         # process's usage includes the children it waited for: python -> node -> node).
@@ -151,7 +158,11 @@ def main() -> int:
     variants.append(Variant("floor-eager", "scripts/floor_app.py", ["--node-loads-everything", "{out}"]))
     by_name = {variant.name: variant for variant in variants}
 
-    print(f"bench: {len(ENVIRONMENTS)} environments ({', '.join(ENVIRONMENTS)}), {args.runs} runs per variant after one warm-up, {os.cpu_count()} CPUs", flush=True)
+    print(
+        f"bench: {len(ENVIRONMENTS)} environments ({', '.join(ENVIRONMENTS)}), {args.runs} runs per variant after one "
+        f"warm-up, {os.cpu_count()} CPUs",
+        flush=True,
+    )
     with tempfile.TemporaryDirectory(prefix="dynamo-bench.") as scratch:
         for variant in variants:
             run_once(variant, Path(scratch))
@@ -168,22 +179,34 @@ def main() -> int:
     print(f"{'variant':<11} {'median':>8} {'min':>7} {'max':>7}  {'CPU':>7}   peak RSS (python + node)")
     for v in variants:
         print(
-            f"{v.name:<11} {v.median_s:>7.2f}s {min(v.seconds):>6.2f}s {max(v.seconds):>6.2f}s {statistics.median(v.cpu_seconds):>6.2f}s"
+            f"{v.name:<11} {v.median_s:>7.2f}s {min(v.seconds):>6.2f}s {max(v.seconds):>6.2f}s "
+            f"{statistics.median(v.cpu_seconds):>6.2f}s"
             f"   {v.median_rss_mb:>4.0f} MB = {v.median_rss_of('python'):.0f} + {v.median_rss_of('node'):.0f}"
         )
     ours_over_floor = ours.median_s / floor.median_s
     extra = (ours.median_s - ours1.median_s) / (len(ENVIRONMENTS) - 1)
     rss_ratio = ours.median_rss_mb / floor.median_rss_mb
     print()
-    print(f"ours/floor          {ours_over_floor:.2f}   (target <= {TARGET_OURS_OVER_FLOOR})  {verdict(ours_over_floor <= TARGET_OURS_OVER_FLOOR)}")
+    print(
+        f"ours/floor          {ours_over_floor:.2f}   (target <= {TARGET_OURS_OVER_FLOOR})  "
+        f"{verdict(ours_over_floor <= TARGET_OURS_OVER_FLOOR)}"
+    )
     summary = [f"ours/floor {ours_over_floor:.2f} {verdict(ours_over_floor <= TARGET_OURS_OVER_FLOOR)}"]
     if "naive" in by_name:
         naive_over_ours = by_name["naive"].median_s / ours.median_s
-        print(f"naive/ours          {naive_over_ours:.2f}   (target >= {TARGET_NAIVE_OVER_OURS})  {verdict(naive_over_ours >= TARGET_NAIVE_OVER_OURS)}")
+        print(
+            f"naive/ours          {naive_over_ours:.2f}   (target >= {TARGET_NAIVE_OVER_OURS})  "
+            f"{verdict(naive_over_ours >= TARGET_NAIVE_OVER_OURS)}"
+        )
         summary.append(f"naive/ours {naive_over_ours:.2f} {verdict(naive_over_ours >= TARGET_NAIVE_OVER_OURS)}")
-    print(f"extra environment   {extra:.2f}s  (target <= {TARGET_EXTRA_ENV_S}s)  {verdict(extra <= TARGET_EXTRA_ENV_S)}")
+    print(
+        f"extra environment   {extra:.2f}s  (target <= {TARGET_EXTRA_ENV_S}s)  {verdict(extra <= TARGET_EXTRA_ENV_S)}"
+    )
     summary.append(f"extra env {extra:.2f}s {verdict(extra <= TARGET_EXTRA_ENV_S)}")
-    print(f"peak RSS ours/floor {rss_ratio:.2f}   ({ours.median_rss_mb:.0f} MB / {floor.median_rss_mb:.0f} MB, target <= {TARGET_RSS_OURS_OVER_FLOOR})  {verdict(rss_ratio <= TARGET_RSS_OURS_OVER_FLOOR)}")
+    print(
+        f"peak RSS ours/floor {rss_ratio:.2f}   ({ours.median_rss_mb:.0f} MB / {floor.median_rss_mb:.0f} MB, target "
+        f"<= {TARGET_RSS_OURS_OVER_FLOOR})  {verdict(rss_ratio <= TARGET_RSS_OURS_OVER_FLOOR)}"
+    )
     summary.append(f"RSS ours/floor {rss_ratio:.2f} {verdict(rss_ratio <= TARGET_RSS_OURS_OVER_FLOOR)}")
     # Noise from other work on the machine only ever adds time, so the fastest run of each
     # variant is the least disturbed one: if these differ much from the medians, re-run.
@@ -194,7 +217,8 @@ def main() -> int:
     print(f"fastest runs only   {fastest}")
     eager = by_name["floor-eager"]
     print(
-        f"for reference       ours/floor-eager {ours.median_s / eager.median_s:.2f}, RSS {ours.median_rss_mb / eager.median_rss_mb:.2f}"
+        f"for reference       ours/floor-eager {ours.median_s / eager.median_s:.2f}, RSS "
+        f"{ours.median_rss_mb / eager.median_rss_mb:.2f}"
         f" (floor-eager {eager.median_s:.2f}s, {eager.median_rss_mb:.0f} MB: node requiring the whole provider index)"
     )
     print(f"summary: ours {ours.median_s:.2f}s floor {floor.median_s:.2f}s | " + " | ".join(summary))

@@ -11,6 +11,7 @@ Nothing a synth of ours does can be cheaper than this, so bench.py reports ours/
 components/lazy_provider_index.cjs, so node requires the whole provider index as jsii
 does by default: the floor as it was before that preload, for reference.
 """
+
 from __future__ import annotations
 
 import sys
@@ -26,9 +27,9 @@ if NODE_LOADS_EVERYTHING in sys.argv:
     os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")  # as components/__init__ does
     import constructs  # noqa: F401  starts node, without the preload
 
-from components.aws import provider  # noqa: E402  first: components/__init__ prepares the jsii runtime
-
 from cdktf import App, TerraformStack  # noqa: E402
+
+from components.aws import provider  # noqa: E402  first: components/__init__ prepares the jsii runtime
 
 
 def main(outdir: str) -> None:

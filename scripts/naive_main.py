@@ -6,6 +6,7 @@ components/aws.py uses it as is instead of installing its stub.
 
     python scripts/naive_main.py [main.py arguments...]
 """
+
 import os
 import runpy
 import sys

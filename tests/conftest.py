@@ -1,4 +1,5 @@
 """Shared fixtures: every environment is synthesized once per test session."""
+
 from __future__ import annotations
 
 import json
@@ -34,7 +35,9 @@ def unreviewed(message: str) -> None:
 
 def run_main(*args: str, cwd: Path = PROJECT_DIR, project: Path = PROJECT_DIR) -> subprocess.CompletedProcess[str]:
     """Run the CLI as users do, in its own process (``project``: a copy's main.py and environments/)."""
-    return subprocess.run([sys.executable, str(project / "main.py"), *args], cwd=cwd, capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, str(project / "main.py"), *args], cwd=cwd, capture_output=True, text=True, timeout=600
+    )
 
 
 def copy_project(destination: Path) -> Path:
@@ -43,10 +46,16 @@ def copy_project(destination: Path) -> Path:
     No .venv, node_modules or output: the copy runs with this interpreter, whose editable
     install comes after the script's own directory on sys.path, so the copy's code is what runs."""
     listed = subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"], cwd=PROJECT_DIR, capture_output=True, timeout=60
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+        cwd=PROJECT_DIR,
+        capture_output=True,
+        timeout=60,
     )
     if listed.returncode != 0:
-        pytest.skip(f"SKIPPED LOUDLY: cannot list the project's files with git ({listed.stderr.decode().strip()}); this test needs a clone")
+        pytest.skip(
+            f"SKIPPED LOUDLY: cannot list the project's files with git ({listed.stderr.decode().strip()}); this test "
+            "needs a clone"
+        )
     for name in filter(None, listed.stdout.decode().split("\0")):
         source = PROJECT_DIR / name
         if source.is_file():  # a tracked file deleted in the working tree is listed too
@@ -67,7 +76,9 @@ def synth_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def stacks(synth_dir: Path) -> dict[str, dict]:
     """Parsed cdk.tf.json per environment name."""
-    return {env: json.loads((synth_dir / "stacks" / f"dynamo-{env}" / "cdk.tf.json").read_text()) for env in ENVIRONMENTS}
+    return {
+        env: json.loads((synth_dir / "stacks" / f"dynamo-{env}" / "cdk.tf.json").read_text()) for env in ENVIRONMENTS
+    }
 
 
 # Time per environment for the Terraform and emulator layers, shown at the end of every

@@ -1,4 +1,5 @@
 """Reading synthesized cdk.tf.json: find resources by construct path, follow references."""
+
 from __future__ import annotations
 
 import json
@@ -19,7 +20,10 @@ def construct_path(resource: dict) -> str:
 def one(stack: dict, resource_type: str, path_suffix: str) -> dict:
     """The single resource of this type whose construct path ends with ``path_suffix``."""
     found = [body for body in resources(stack, resource_type).values() if construct_path(body).endswith(path_suffix)]
-    assert len(found) == 1, f"{len(found)} {resource_type} at */{path_suffix}: {[construct_path(b) for b in resources(stack, resource_type).values()]}"
+    assert len(found) == 1, (
+        f"{len(found)} {resource_type} at */{path_suffix}: "
+        f"{[construct_path(b) for b in resources(stack, resource_type).values()]}"
+    )
     return found[0]
 
 

@@ -7,6 +7,7 @@ from $TF_PROVIDER_MIRROR or a bounded search of the usual roots. The CLI config 
 points Terraform at the mirror is written to a temporary directory per session.
 Where either is missing the tests skip, loudly, saying what to install.
 """
+
 from __future__ import annotations
 
 import os
@@ -121,14 +122,18 @@ def offline_terraform(workdir: Path) -> OfflineTerraform:
     """Discover terraform and the mirror, write the CLI config under ``workdir``; skip if impossible."""
     terraform = os.environ.get("TERRAFORM") or shutil.which("terraform")
     if not terraform:
-        pytest.skip("SKIPPED LOUDLY: no terraform binary on PATH (or $TERRAFORM); the Terraform and emulator layers did not run")
+        pytest.skip(
+            "SKIPPED LOUDLY: no terraform binary on PATH (or $TERRAFORM); the Terraform and emulator layers did not run"
+        )
     mirror = find_provider_mirror()
     if mirror is None:
         pytest.skip(
             f"SKIPPED LOUDLY: no local mirror of {PROVIDER} found (set $TF_PROVIDER_MIRROR or unpack one under "
             f"{', '.join(SEARCH_ROOTS)}); the Terraform and emulator layers did not run"
         )
-    version = subprocess.run([terraform, "version"], capture_output=True, text=True, env={**os.environ, "CHECKPOINT_DISABLE": "1"})
+    version = subprocess.run(
+        [terraform, "version"], capture_output=True, text=True, env={**os.environ, "CHECKPOINT_DISABLE": "1"}
+    )
     if version.returncode != 0:
         pytest.skip(f"SKIPPED LOUDLY: `{terraform} version` failed: {version.stderr.strip()}")
     workdir.mkdir(parents=True, exist_ok=True)
@@ -139,10 +144,17 @@ def offline_terraform(workdir: Path) -> OfflineTerraform:
     return OfflineTerraform(terraform=terraform, mirror=mirror, cli_config=cli_config, plugin_cache=plugin_cache)
 
 
-def run_terraform(tf: OfflineTerraform, args: list[str], cwd: Path, *, timeout: int = 600, **extra_env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([tf.terraform, *args], cwd=cwd, env=tf.env(**extra_env), capture_output=True, text=True, timeout=timeout)
+def run_terraform(
+    tf: OfflineTerraform, args: list[str], cwd: Path, *, timeout: int = 600, **extra_env: str
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [tf.terraform, *args], cwd=cwd, env=tf.env(**extra_env), capture_output=True, text=True, timeout=timeout
+    )
 
 
 def failure(what: str, result: subprocess.CompletedProcess[str]) -> str:
     """Terraform's own words, for the assertion message."""
-    return f"{what} exited {result.returncode}\n--- stderr ---\n{result.stderr.strip()}\n--- stdout ---\n{result.stdout.strip()[-6000:]}"
+    return (
+        f"{what} exited {result.returncode}\n--- stderr ---\n{result.stderr.strip()}"
+        f"\n--- stdout ---\n{result.stdout.strip()[-6000:]}"
+    )

@@ -3,6 +3,7 @@
 The errors (a shared name, S3 state object, HCP workspace or local state file) are cases in
 test_bad_input.py; here: the overlap warning, and which files a run checks against each other.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -15,14 +16,22 @@ from tests.conftest import run_main
 KMS_KEY = "arn:aws:kms:{region}:{account}:key/01234567-89ab-cdef-0123-456789abcdef"
 
 
-def environment(directory: Path, name: str, *, cidr: str = "10.10.0.0/16", region: str = "us-east-1", account: str | None = None) -> Path:
+def environment(
+    directory: Path, name: str, *, cidr: str = "10.10.0.0/16", region: str = "us-east-1", account: str | None = None
+) -> Path:
     """dev.toml under another name, CIDR, region and (through an ARN) account."""
     text = (ENVIRONMENTS_DIR / "dev.toml").read_text()
-    for old, new in (('name = "dev"', f'name = "{name}"'), ('region = "us-east-1"', f'region = "{region}"'), ('cidr = "10.10.0.0/16"', f'cidr = "{cidr}"')):
+    for old, new in (
+        ('name = "dev"', f'name = "{name}"'),
+        ('region = "us-east-1"', f'region = "{region}"'),
+        ('cidr = "10.10.0.0/16"', f'cidr = "{cidr}"'),
+    ):
         assert text.count(old) == 1, f"environments/dev.toml no longer has {old!r}"
         text = text.replace(old, new)
     if account:
-        text = text.replace("\n[backend]", f'\nsecrets_kms_key_arn = "{KMS_KEY.format(region=region, account=account)}"\n\n[backend]', 1)
+        text = text.replace(
+            "\n[backend]", f'\nsecrets_kms_key_arn = "{KMS_KEY.format(region=region, account=account)}"\n\n[backend]', 1
+        )
     path = directory / f"{name}.toml"
     path.write_text(text)
     return path
@@ -40,9 +49,13 @@ def test_overlapping_networks_in_one_region_are_one_warning_line_and_still_synth
     result = run_main("--config", str(first), "--config", str(second), "--outdir", str(outdir))
     assert result.returncode == 0, result.stderr
     (line,) = result.stderr.splitlines()
-    assert line.startswith(f"{second}: network.cidr: warning: 10.10.128.0/17 overlaps 10.10.0.0/16 of {first} (both in us-east-1")
+    assert line.startswith(
+        f"{second}: network.cidr: warning: 10.10.128.0/17 overlaps 10.10.0.0/16 of {first} (both in us-east-1"
+    )
     assert "Traceback" not in result.stderr
-    assert (outdir / "stacks" / "dynamo-alpha" / "cdk.tf.json").is_file() and (outdir / "stacks" / "dynamo-beta" / "cdk.tf.json").is_file()
+    assert (outdir / "stacks" / "dynamo-alpha" / "cdk.tf.json").is_file() and (
+        outdir / "stacks" / "dynamo-beta" / "cdk.tf.json"
+    ).is_file()
 
 
 @pytest.mark.parametrize(
@@ -59,8 +72,12 @@ def test_which_overlaps_are_warned(tmp_path: Path, second: dict[str, str], warne
 
 
 def test_overlaps_in_different_known_accounts_are_not_warned(tmp_path: Path) -> None:
-    apart = overlap_warnings(environment(tmp_path, "alpha", account="111111111111"), environment(tmp_path, "beta", account="222222222222"))
-    together = overlap_warnings(environment(tmp_path, "gamma", account="111111111111"), environment(tmp_path, "delta", account="111111111111"))
+    apart = overlap_warnings(
+        environment(tmp_path, "alpha", account="111111111111"), environment(tmp_path, "beta", account="222222222222")
+    )
+    together = overlap_warnings(
+        environment(tmp_path, "gamma", account="111111111111"), environment(tmp_path, "delta", account="111111111111")
+    )
     assert apart == []
     assert len(together) == 1 and "account 111111111111" in together[0]
 

@@ -6,6 +6,7 @@ it expects: a field path, ``line N`` for TOML syntax, or ``(file) <message start
 a problem with the file as a whole. Each file under tests/bad_inputs/ opens with a
 comment saying what is wrong with it.
 """
+
 from __future__ import annotations
 
 import os
@@ -67,17 +68,23 @@ CASES: dict[str, Case] = {
     "min_above_max_count": single("min_above_max_count.toml", "decode.min_count"),
     "min_above_max_instances": single("min_above_max_instances.toml", "gpu_fleet.min_instances"),
     "count_outside_min_max": single("count_outside_min_max.toml", "frontend.count"),
-    "desired_instances_outside_min_max": single("desired_instances_outside_min_max.toml", "gpu_fleet.desired_instances"),
+    "desired_instances_outside_min_max": single(
+        "desired_instances_outside_min_max.toml", "gpu_fleet.desired_instances"
+    ),
     # GPU fleet and tasks
     "unknown_instance_type": single("unknown_instance_type.toml", "gpu_fleet.instance_type"),
     "task_memory_larger_than_instance": single("task_memory_larger_than_instance.toml", "decode.memory"),
     "task_cpu_larger_than_instance": single("task_cpu_larger_than_instance.toml", "decode.cpu"),
     "task_gpus_larger_than_instance": single("task_gpus_larger_than_instance.toml", "decode.gpus"),
     "tensor_parallel_not_matching_gpus": single("tensor_parallel_not_matching_gpus.toml", "decode.gpus"),
-    "fleet_max_too_small_for_autoscaled_demand": single("fleet_max_too_small_for_autoscaled_demand.toml", "gpu_fleet.max_instances"),
+    "fleet_max_too_small_for_autoscaled_demand": single(
+        "fleet_max_too_small_for_autoscaled_demand.toml", "gpu_fleet.max_instances"
+    ),
     "surge_without_a_spare_worker": single("surge_without_a_spare_worker.toml", "gpu_fleet.max_instances"),
     "rollout_unknown": single("rollout_unknown.toml", "decode.rollout"),
-    "tasks_per_instance_beyond_eni_limit": single("tasks_per_instance_beyond_eni_limit.toml", "gpu_fleet.instance_type"),
+    "tasks_per_instance_beyond_eni_limit": single(
+        "tasks_per_instance_beyond_eni_limit.toml", "gpu_fleet.instance_type"
+    ),
     "shared_memory_not_below_memory": single("shared_memory_not_below_memory.toml", "decode.shared_memory_mib"),
     "prefill_missing_when_disaggregated": single("prefill_missing_when_disaggregated.toml", "prefill"),
     "fargate_memory_not_valid_for_cpu": single("fargate_memory_not_valid_for_cpu.toml", "control_plane.etcd.memory"),
@@ -103,23 +110,43 @@ CASES: dict[str, Case] = {
     "vllm_argument_with_space": single("vllm_argument_with_space.toml", "model.extra_vllm_args.0"),
     "served_model_name_with_space": single("served_model_name_with_space.toml", "model.served_model_name"),
     "migration_limit_above_maximum": single("migration_limit_above_maximum.toml", "frontend.migration_limit"),
-    "idle_timeout_above_alb_maximum": single("idle_timeout_above_alb_maximum.toml", "load_balancer.idle_timeout_seconds"),
+    "idle_timeout_above_alb_maximum": single(
+        "idle_timeout_above_alb_maximum.toml", "load_balancer.idle_timeout_seconds"
+    ),
     "idle_timeout_zero": single("idle_timeout_zero.toml", "load_balancer.idle_timeout_seconds"),
     "log_retention_not_allowed": single("log_retention_not_allowed.toml", "logging.retention_days"),
     "schedule_not_a_cron_expression": single("schedule_not_a_cron_expression.toml", "schedule.scale_up"),
     # several at once
     "several_field_mistakes": single(
-        "several_field_mistakes.toml", "colour", "decode.count", "gpu_fleet.instance_type", "image.tag", "logging.retention_days"
+        "several_field_mistakes.toml",
+        "colour",
+        "decode.count",
+        "gpu_fleet.instance_type",
+        "image.tag",
+        "logging.retention_days",
     ),
-    "several_cross_field_mistakes": single("several_cross_field_mistakes.toml", "network.az_count", "decode.gpus", "load_balancer.certificate_arn"),
+    "several_cross_field_mistakes": single(
+        "several_cross_field_mistakes.toml", "network.az_count", "decode.gpus", "load_balancer.certificate_arn"
+    ),
     # across files: what each environment must have to itself
-    "duplicate_names": Case(("duplicate_name_first.toml", "duplicate_name_second.toml"), (("duplicate_name_second.toml", "name"),)),
-    "shared_s3_state": Case(("shared_s3_state_first.toml", "shared_s3_state_second.toml"), (("shared_s3_state_second.toml", "backend.key"),)),
-    "shared_hcp_workspace": Case(
-        ("shared_hcp_workspace_first.toml", "shared_hcp_workspace_second.toml"), (("shared_hcp_workspace_second.toml", "backend.workspace"),)
+    "duplicate_names": Case(
+        ("duplicate_name_first.toml", "duplicate_name_second.toml"), (("duplicate_name_second.toml", "name"),)
     ),
-    "shared_local_state": Case(("shared_local_state_first.toml", "shared_local_state_second.toml"), (("shared_local_state_second.toml", "backend.path"),)),
-    "two_bad_files": Case(("zero_count.toml", "invalid_cidr.toml"), (("zero_count.toml", "decode.count"), ("invalid_cidr.toml", "network.cidr"))),
+    "shared_s3_state": Case(
+        ("shared_s3_state_first.toml", "shared_s3_state_second.toml"), (("shared_s3_state_second.toml", "backend.key"),)
+    ),
+    "shared_hcp_workspace": Case(
+        ("shared_hcp_workspace_first.toml", "shared_hcp_workspace_second.toml"),
+        (("shared_hcp_workspace_second.toml", "backend.workspace"),),
+    ),
+    "shared_local_state": Case(
+        ("shared_local_state_first.toml", "shared_local_state_second.toml"),
+        (("shared_local_state_second.toml", "backend.path"),),
+    ),
+    "two_bad_files": Case(
+        ("zero_count.toml", "invalid_cidr.toml"),
+        (("zero_count.toml", "decode.count"), ("invalid_cidr.toml", "network.cidr")),
+    ),
 }
 
 # What a previous, good synth left behind; a failed run must not touch any of it.
@@ -134,7 +161,8 @@ EXISTING_OUTPUT = {
 def tree(directory: Path) -> dict[str, bytes | None]:
     """Every file's bytes and every directory (as None) under ``directory``."""
     return {
-        str(path.relative_to(directory)): (path.read_bytes() if path.is_file() else None) for path in sorted(directory.rglob("*"))
+        str(path.relative_to(directory)): (path.read_bytes() if path.is_file() else None)
+        for path in sorted(directory.rglob("*"))
     }
 
 
@@ -157,7 +185,15 @@ def run_case(case: Case, workdir: Path) -> Outcome:
     before, siblings_before = tree(outdir), sorted(os.listdir(workdir))
     arguments = [argument for file in case.files for argument in ("--config", str(BAD_INPUTS / file))]
     result = run_main(*arguments, "--outdir", str(outdir))
-    return Outcome(result.returncode, result.stdout, result.stderr, before, tree(outdir), siblings_before, sorted(os.listdir(workdir)))
+    return Outcome(
+        result.returncode,
+        result.stdout,
+        result.stderr,
+        before,
+        tree(outdir),
+        siblings_before,
+        sorted(os.listdir(workdir)),
+    )
 
 
 @pytest.fixture(scope="session")
@@ -192,7 +228,9 @@ def test_bad_input(name: str, outcomes: dict[str, Outcome]) -> None:
     assert outcome.returncode == 2, context
     assert "Traceback" not in outcome.stderr, context
     assert outcome.stdout == "", f"nothing may be printed as if synthesized:\n{outcome.stdout}"
-    assert len(lines) == len(case.expected), f"expected one line per problem ({len(case.expected)}), got {len(lines)}; {context}"
+    assert len(lines) == len(case.expected), (
+        f"expected one line per problem ({len(case.expected)}), got {len(lines)}; {context}"
+    )
     unmatched = list(lines)
     for file, expected in case.expected:
         for line in unmatched:
@@ -216,7 +254,9 @@ def test_every_bad_input_file_has_a_case() -> None:
     used = {file for case in CASES.values() for file in case.files}
     on_disk = {path.name for path in BAD_INPUTS.glob("*.toml")}
     assert on_disk - used == set(), f"files without a case in CASES: {sorted(on_disk - used)}"
-    assert used - on_disk == {"does_not_exist.toml"}, f"cases naming files that do not exist: {sorted(used - on_disk - {'does_not_exist.toml'})}"
+    assert used - on_disk == {"does_not_exist.toml"}, (
+        f"cases naming files that do not exist: {sorted(used - on_disk - {'does_not_exist.toml'})}"
+    )
     assert len(on_disk) >= 30
 
 
@@ -234,5 +274,7 @@ def test_the_good_environments_still_load() -> None:
 
     warnings: list[str] = []
     names = [environment.name for environment in load_all(environment_files(), warnings=warnings)]
-    assert names == sorted(path.stem for path in environment_files()), "set each file's name to its file name (or rename the file)"
+    assert names == sorted(path.stem for path in environment_files()), (
+        "set each file's name to its file name (or rename the file)"
+    )
     assert warnings == []

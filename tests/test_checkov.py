@@ -4,6 +4,7 @@ Checkov runs offline (no API key, no guideline download), once per stack per ses
 with nothing skipped on its command line; every accepted finding is listed, with its
 reason and environments, in tests/checkov_skips.toml, and nowhere else.
 """
+
 from __future__ import annotations
 
 import fnmatch
@@ -43,7 +44,9 @@ class Skip:
 
     def matches_elsewhere(self, finding: dict[str, Any]) -> bool:
         """The same check on the same resource, whatever the environment."""
-        return finding["check_id"] == self.check and any(fnmatch.fnmatchcase(resource_name(finding), pattern) for pattern in self.resources)
+        return finding["check_id"] == self.check and any(
+            fnmatch.fnmatchcase(resource_name(finding), pattern) for pattern in self.resources
+        )
 
 
 def load_skips() -> tuple[list[Skip], dict[str, str]]:
@@ -83,7 +86,17 @@ def run_checkov(stack_dir: Path, workdir: Path) -> dict[str, Any]:
     # banner module asks PyPI on import otherwise), nothing uploaded (no API key).
     env.update({"BC_SKIP_MAPPING": "TRUE", "CKV_SKIP_PACKAGE_UPDATE_CHECK": "TRUE", "LOG_LEVEL": "WARNING"})
     result = subprocess.run(
-        [str(CHECKOV), "--directory", str(stack_dir), "--framework", "terraform_json", "--output", "json", "--skip-download", "--no-fail-on-crash"],
+        [
+            str(CHECKOV),
+            "--directory",
+            str(stack_dir),
+            "--framework",
+            "terraform_json",
+            "--output",
+            "json",
+            "--skip-download",
+            "--no-fail-on-crash",
+        ],
         cwd=workdir,
         env=env,
         capture_output=True,
@@ -92,7 +105,9 @@ def run_checkov(stack_dir: Path, workdir: Path) -> dict[str, Any]:
     )
     assert result.returncode in (0, 1), f"checkov crashed on {stack_dir}:\n{result.stderr[-3000:]}"
     report = json.loads(result.stdout)
-    assert isinstance(report, dict) and report.get("check_type") == "terraform_json", f"unexpected checkov output for {stack_dir}: {result.stdout[:500]}"
+    assert isinstance(report, dict) and report.get("check_type") == "terraform_json", (
+        f"unexpected checkov output for {stack_dir}: {result.stdout[:500]}"
+    )
     return report
 
 
@@ -101,7 +116,9 @@ def checkov_reports(synth_dir: Path, tmp_path_factory: pytest.TempPathFactory) -
     """Checkov's JSON report per environment; the three scans run side by side."""
     workdir = tmp_path_factory.mktemp("checkov")
     with ThreadPoolExecutor(max_workers=len(ENVIRONMENTS)) as pool:
-        futures = {env: pool.submit(run_checkov, synth_dir / "stacks" / f"dynamo-{env}", workdir) for env in ENVIRONMENTS}
+        futures = {
+            env: pool.submit(run_checkov, synth_dir / "stacks" / f"dynamo-{env}", workdir) for env in ENVIRONMENTS
+        }
         return {env: future.result() for env, future in futures.items()}
 
 
@@ -121,8 +138,12 @@ def test_skips_file_is_specific() -> None:
     seen = set()
     for skip in skips:
         assert re.fullmatch(r"CKV2?_AWS_\d+", skip.check), f"{skip.check}: name one Checkov check id"
-        assert skip.resources and all(pattern.strip("*?") for pattern in skip.resources), f"{skip.check}: name the resources, not all of them"
-        assert skip.environments and set(skip.environments) <= set(ENVIRONMENTS), f"{skip.check}: environments must be among {ENVIRONMENTS}"
+        assert skip.resources and all(pattern.strip("*?") for pattern in skip.resources), (
+            f"{skip.check}: name the resources, not all of them"
+        )
+        assert skip.environments and set(skip.environments) <= set(ENVIRONMENTS), (
+            f"{skip.check}: environments must be among {ENVIRONMENTS}"
+        )
         assert len(skip.reason) >= 80, f"{skip.check}: give a reason specific to this project"
         key = (skip.check, skip.resources)
         assert key not in seen, f"{skip.check} {skip.resources} is listed twice"
@@ -132,7 +153,9 @@ def test_skips_file_is_specific() -> None:
 
 
 @pytest.mark.parametrize("environment", ENVIRONMENTS)
-def test_checkov_has_no_unexplained_findings(environment: str, checkov_reports: dict[str, dict[str, Any]], capsys: pytest.CaptureFixture[str]) -> None:
+def test_checkov_has_no_unexplained_findings(
+    environment: str, checkov_reports: dict[str, dict[str, Any]], capsys: pytest.CaptureFixture[str]
+) -> None:
     report = checkov_reports[environment]
     summary = report["summary"]
     failed = report["results"]["failed_checks"]
@@ -144,8 +167,13 @@ def test_checkov_has_no_unexplained_findings(environment: str, checkov_reports: 
         # A new environment file that no entry names yet: a finding that an entry explains for
         # another environment (same check, same resource) is accepted for that reason, and
         # said to be unreviewed; one that no entry explains still fails.
-        explained_elsewhere = {id(finding): next((skip for skip in skips if skip.matches_elsewhere(finding)), None) for finding in unexplained}
-        borrowed = [(finding, explained_elsewhere[id(finding)]) for finding in unexplained if explained_elsewhere[id(finding)]]
+        explained_elsewhere = {
+            id(finding): next((skip for skip in skips if skip.matches_elsewhere(finding)), None)
+            for finding in unexplained
+        }
+        borrowed = [
+            (finding, explained_elsewhere[id(finding)]) for finding in unexplained if explained_elsewhere[id(finding)]
+        ]
         unexplained = [finding for finding in unexplained if not explained_elsewhere[id(finding)]]
         suppressed += borrowed
     else:
@@ -160,15 +188,20 @@ def test_checkov_has_no_unexplained_findings(environment: str, checkov_reports: 
             print(f"  skipped {finding['check_id']:<12} {resource_name(finding):<48} {skip.reason[:110]}…")
 
     assert summary["parsing_errors"] == 0, f"checkov could not parse dynamo-{environment}"
-    assert summary["passed"] >= MIN_PASSED, f"only {summary['passed']} checks passed on dynamo-{environment}: did Checkov read the stack?"
-    assert not unexplained, f"{len(unexplained)} Checkov finding(s) in dynamo-{environment}; fix them or explain them in tests/checkov_skips.toml:\n" + "\n".join(
-        describe(finding) for finding in unexplained
+    assert summary["passed"] >= MIN_PASSED, (
+        f"only {summary['passed']} checks passed on dynamo-{environment}: did Checkov read the stack?"
+    )
+    assert not unexplained, (
+        f"{len(unexplained)} Checkov finding(s) in dynamo-{environment}; "
+        "fix them or explain them in tests/checkov_skips.toml:\n"
+        + "\n".join(describe(finding) for finding in unexplained)
     )
     if borrowed:
         sources = sorted({env for _, skip in borrowed for env in skip.environments})
         unreviewed(
-            f"dynamo-{environment} is in no entry of tests/checkov_skips.toml: {len(borrowed)} findings are accepted for the "
-            f"reasons given for {', '.join(sources)}; review them and add \"{environment}\" to those entries"
+            f"dynamo-{environment} is in no entry of tests/checkov_skips.toml: {len(borrowed)} findings are accepted "
+            "for the "
+            f'reasons given for {", ".join(sources)}; review them and add "{environment}" to those entries'
         )
 
 
@@ -179,9 +212,14 @@ def test_every_suppression_still_matches(checkov_reports: dict[str, dict[str, An
         f"{skip.check} {list(skip.resources)} in {environment}"
         for skip in skips
         for environment in skip.environments
-        if not any(skip.matches(environment, finding) for finding in checkov_reports[environment]["results"]["failed_checks"])
+        if not any(
+            skip.matches(environment, finding) for finding in checkov_reports[environment]["results"]["failed_checks"]
+        )
     ]
-    assert not stale, "suppressions in tests/checkov_skips.toml that match no finding (remove them or narrow `environments`):\n" + "\n".join(stale)
+    assert not stale, (
+        "suppressions in tests/checkov_skips.toml that match no finding (remove them or narrow `environments`):\n"
+        + "\n".join(stale)
+    )
 
 
 def test_skip_matching_is_not_vacuous() -> None:
@@ -215,7 +253,10 @@ def test_containers_are_hardened(environment: str, stacks: dict[str, dict]) -> N
         if container.get("privileged") is not False:
             problems.append(f"{address}/{name}: privileged must be false (no config flag asks for it)")
         if container.get("readonlyRootFilesystem") is not True and name not in writable_allowed:
-            problems.append(f"{address}/{name}: writable root filesystem; make it read-only or explain it under [[container]] in {SKIPS_FILE.name}")
+            problems.append(
+                f"{address}/{name}: writable root filesystem; make it read-only or explain it under [[container]] in "
+                f"{SKIPS_FILE.name}"
+            )
         if container.get("readonlyRootFilesystem") is True and name in writable_allowed:
             problems.append(f"{address}/{name}: now read-only; remove its [[container]] entry from {SKIPS_FILE.name}")
         if (container.get("linuxParameters") or {}).get("capabilities", {}).get("add"):

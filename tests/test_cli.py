@@ -1,4 +1,5 @@
 """The CLI as users meet it: one summary line per stack, the next command, clean errors."""
+
 from __future__ import annotations
 
 import json
@@ -16,7 +17,7 @@ def test_summary_names_each_stack_with_its_resources_fleet_and_output_path(tmp_p
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert len(lines) == 3
-    for line, name in zip(lines, ("dev", "prod")):
+    for line, name in zip(lines[:2], ("dev", "prod"), strict=True):
         env = load(ENVIRONMENTS_DIR / f"{name}.toml")
         stack_file = outdir / "stacks" / env.stack_name / "cdk.tf.json"
         resources = sum(len(v) for v in json.loads(stack_file.read_text())["resource"].values())
@@ -35,7 +36,9 @@ def test_unknown_env_name_is_one_line_exit_2_and_lists_what_exists(tmp_path):
     result = run_main("--env", "no_such_env", "--outdir", str(tmp_path / "out"))
     assert result.returncode == 2
     available = ", ".join(sorted(path.stem for path in environment_files()))
-    assert result.stderr.splitlines() == [f"--env no_such_env: no environments/no_such_env.toml; available: {available}"]
+    assert result.stderr.splitlines() == [
+        f"--env no_such_env: no environments/no_such_env.toml; available: {available}"
+    ]
     assert not (tmp_path / "out").exists()
 
 
@@ -57,7 +60,8 @@ def test_cdktf_outdir_is_honoured_when_no_outdir_is_given(tmp_path):
 def test_summary_says_when_a_rollout_leaves_a_role_serving_nothing(tmp_path):
     result = run_main("--env", "dev", "--env", "prod", "--outdir", str(tmp_path / "out"))
     assert result.returncode == 0, result.stderr
-    for line, name in zip(result.stdout.splitlines(), ("dev", "prod")):
+    # The last line says what to run next.
+    for line, name in zip(result.stdout.splitlines()[:2], ("dev", "prod"), strict=True):
         env = load(ENVIRONMENTS_DIR / f"{name}.toml")
         for role, worker in env.gpu_workers().items():
             if worker.rollout_serves_nothing:

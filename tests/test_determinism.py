@@ -1,4 +1,5 @@
 """Same input, byte-identical output: whatever the run, the order of environments or the file's location."""
+
 from __future__ import annotations
 
 import shutil
@@ -9,12 +10,16 @@ from tests.conftest import ENVIRONMENTS, PROJECT_DIR, run_main
 
 
 def tree(directory: Path) -> dict[str, bytes]:
-    return {str(path.relative_to(directory)): path.read_bytes() for path in sorted(directory.rglob("*")) if path.is_file()}
+    return {
+        str(path.relative_to(directory)): path.read_bytes() for path in sorted(directory.rglob("*")) if path.is_file()
+    }
 
 
 def test_second_synth_in_another_order_is_byte_identical(synth_dir, tmp_path):
     outdir = tmp_path / "reordered"
-    result = run_main(*[argument for env in reversed(sorted(ENVIRONMENTS)) for argument in ("--env", env)], "--outdir", str(outdir))
+    result = run_main(
+        *[argument for env in reversed(sorted(ENVIRONMENTS)) for argument in ("--env", env)], "--outdir", str(outdir)
+    )
     assert result.returncode == 0, result.stderr
     first, second = tree(synth_dir), tree(outdir)
     assert set(first) == set(second)

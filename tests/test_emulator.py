@@ -4,6 +4,7 @@ The three environments run at the same time against one emulator (each stack's n
 start with dynamo-<env>, so they never collide): most of a deploy is the AWS provider
 waiting between polls, and in sequence the layer would not fit its time budget.
 """
+
 from __future__ import annotations
 
 import time
@@ -31,7 +32,11 @@ def selected_environments(session: pytest.Session) -> list[str]:
 
 @pytest.fixture(scope="session")
 def deployments(
-    request: pytest.FixtureRequest, synth_dir: Path, terraform: OfflineTerraform, tmp_path_factory: pytest.TempPathFactory, layer_timings: list[str]
+    request: pytest.FixtureRequest,
+    synth_dir: Path,
+    terraform: OfflineTerraform,
+    tmp_path_factory: pytest.TempPathFactory,
+    layer_timings: list[str],
 ) -> dict[str, tuple[Deployment, str]]:
     """Deployment (with every step's output) and the emulator's own errors, per environment."""
     environments = selected_environments(request.session)
@@ -55,7 +60,9 @@ def deployments(
         errors = emulator.errors()
     for run in runs.values():
         layer_timings.append(f"{run.timing()} (emulator)")
-    layer_timings.append(f"emulator layer, {len(runs)} environments in parallel: {time.monotonic() - start:.0f}s wall clock")
+    layer_timings.append(
+        f"emulator layer, {len(runs)} environments in parallel: {time.monotonic() - start:.0f}s wall clock"
+    )
     return {env: (run, errors) for env, run in runs.items()}
 
 
@@ -65,16 +72,21 @@ def test_deploy_replan_destroy(env: str, deployments: dict[str, tuple[Deployment
     hint = f"\n--- emulator errors ---\n{emulator_errors}" if emulator_errors else ""
 
     deploy = run.step("deploy")
-    assert deploy is not None and deploy.returncode == 0, f"cdktf deploy failed: {deploy.report() if deploy else 'did not run'}{hint}"
+    assert deploy is not None and deploy.returncode == 0, (
+        f"cdktf deploy failed: {deploy.report() if deploy else 'did not run'}{hint}"
+    )
 
     plan = run.step("plan")
     assert plan is not None and plan.returncode == 0, (
         "the plan after a deploy is not empty (exit 2: changes; 1: error); if the diff is an emulator "
-        f"artefact, patch tests/emulator/harness.py, else fix the product:\n{plan.report() if plan else 'did not run'}{hint}"
+        "artefact, patch tests/emulator/harness.py, else fix the product:\n"
+        f"{plan.report() if plan else 'did not run'}{hint}"
     )
 
     destroy = run.step("destroy")
-    assert destroy is not None and destroy.returncode == 0, f"destroy failed: {destroy.report() if destroy else 'did not run'}{hint}"
+    assert destroy is not None and destroy.returncode == 0, (
+        f"destroy failed: {destroy.report() if destroy else 'did not run'}{hint}"
+    )
 
     state = run.step("state list")
     assert state is not None and state.returncode == 0, state.report() if state else "terraform state list did not run"

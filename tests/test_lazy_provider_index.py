@@ -5,6 +5,7 @@ index.js statements, two submodules that record when they load). That the real p
 takes the lazy path, and that the output does not change, is proven on a real synth in
 tests/test_provider_seam.py.
 """
+
 from __future__ import annotations
 
 import json
@@ -50,14 +51,17 @@ const before = [...(globalThis.loaded ?? [])];
 const keys = Object.keys(index);
 const cluster = typeof index.ecsCluster.EcsCluster;
 const afterCluster = [...globalThis.loaded];
-console.log(JSON.stringify({ before, keys, cluster, afterCluster, cached: require(resolved) === index, esModule: index.__esModule }));
+const cached = require(resolved) === index;
+console.log(JSON.stringify({ before, keys, cluster, afterCluster, cached, esModule: index.__esModule }));
 """
 
 
 def make_package(root: Path, index: str) -> Path:
     package = root / "node_modules" / "@cdktf" / "provider-aws"
     (package / "lib").mkdir(parents=True)
-    (package / "package.json").write_text(json.dumps({"name": "@cdktf/provider-aws", "version": "20.1.0", "main": "lib/index.js"}))
+    (package / "package.json").write_text(
+        json.dumps({"name": "@cdktf/provider-aws", "version": "20.1.0", "main": "lib/index.js"})
+    )
     (package / "lib" / "index.js").write_text(index)
     for directory, cls in [("ecs-cluster", "EcsCluster"), ("ecs-service", "EcsService")]:
         (package / "lib" / directory).mkdir()
@@ -71,7 +75,11 @@ def probe(root: Path, *, trace: bool = False) -> tuple[dict, str]:
         env[TRACE_PROVIDER_LOADS] = "1"
     result = subprocess.run(
         [NODE, "--require", str(LAZY_PROVIDER_INDEX), "-e", PROBE, str(root)],
-        capture_output=True, text=True, env=env, timeout=60, check=True,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=True,
     )
     return json.loads(result.stdout), result.stderr
 
@@ -119,7 +127,12 @@ def test_preload_reaches_the_kernel_and_node_options_are_put_back(before: str | 
         env["NODE_OPTIONS"] = before
     result = subprocess.run(
         [sys.executable, "-c", RESTORE_PROBE.format(outdir=str(tmp_path))],
-        cwd=PROJECT_DIR, capture_output=True, text=True, env=env, timeout=120, check=True,
+        cwd=PROJECT_DIR,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=True,
     )
     assert result.stdout.strip() == repr(before)  # no other child process inherits the preload
     assert "provider submodule loaded: provider" in result.stderr.splitlines()  # the kernel's node had it

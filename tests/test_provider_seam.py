@@ -7,6 +7,7 @@ the plain side is one more process per session, scripts/naive_main.py (~15 s: it
 all ~2,100 generated modules, which is the point of the seam), started in the background
 at the beginning of the session (see start_background_runs).
 """
+
 from __future__ import annotations
 
 import os
@@ -29,7 +30,9 @@ PINNED = "20.1.0"
 COUNTING_RUNNER = f"""
 import atexit, runpy, sys
 script, *args = sys.argv[1:]
-atexit.register(lambda: print("provider modules:", *sorted(name.split(".")[1] for name in sys.modules if name.startswith("{PACKAGE}.") and name.count(".") == 1), file=sys.stderr))
+def imported():
+    return sorted(name.split(".")[1] for name in sys.modules if name.startswith("{PACKAGE}.") and name.count(".") == 1)
+atexit.register(lambda: print("provider modules:", *imported(), file=sys.stderr))
 sys.argv = [script, *args]
 runpy.run_path(script, run_name="__main__")
 """
@@ -98,7 +101,9 @@ def start_background_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str,
 
 
 @pytest.fixture(scope="module")
-def background_runs(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, CountingRun]]:
+def background_runs(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, tuple[Path, CountingRun]]:
     started = request.getfixturevalue("provider_seam_runs")  # conftest.py; None if it did not start them
     return started if started is not None else start_background_runs(tmp_path_factory)
 
@@ -128,7 +133,9 @@ def test_seam_and_plain_import_write_the_same_files(synth_dir: Path, plain_impor
     assert {Path("stacks") / f"dynamo-{env}" / "cdk.tf.json" for env in ENVIRONMENTS} <= set(seam_files)
 
 
-def test_seam_imports_only_the_modules_it_uses(background_runs: dict[str, tuple[Path, CountingRun]], plain_import: tuple[Path, int]) -> None:
+def test_seam_imports_only_the_modules_it_uses(
+    background_runs: dict[str, tuple[Path, CountingRun]], plain_import: tuple[Path, int]
+) -> None:
     _, plain_modules = plain_import
     seam_dir, seam_run = background_runs["seam"]
     seam_modules = len(seam_run.provider_modules())
@@ -137,7 +144,9 @@ def test_seam_imports_only_the_modules_it_uses(background_runs: dict[str, tuple[
     assert plain_modules > 1000, f"the plain import loaded only {plain_modules} provider submodules"
 
 
-def test_node_loads_only_the_provider_modules_the_seam_uses(background_runs: dict[str, tuple[Path, CountingRun]]) -> None:
+def test_node_loads_only_the_provider_modules_the_seam_uses(
+    background_runs: dict[str, tuple[Path, CountingRun]],
+) -> None:
     _, seam_run = background_runs["seam"]
     loaded = seam_run.node_provider_modules()
     assert "not shaped as expected" not in seam_run.stderr()
@@ -173,13 +182,27 @@ runpy.run_path(sys.argv[0], run_name="__main__")
     ("installed", "expected"),
     [
         ("19.0.0", f"cdktf-cdktf-provider-aws 19.0.0 is installed but this project is built on {PINNED}"),
-        ("missing", f"cdktf-cdktf-provider-aws is not installed; run `make synth` (it installs cdktf-cdktf-provider-aws=={PINNED})"),
+        (
+            "missing",
+            "cdktf-cdktf-provider-aws is not installed; run `make synth` (it installs "
+            f"cdktf-cdktf-provider-aws=={PINNED})",
+        ),
     ],
 )
 def test_seam_refuses_another_provider_release_in_one_line(installed: str, expected: str, tmp_path: Path) -> None:
     outdir = tmp_path / "cdktf.out"
     result = subprocess.run(
-        [sys.executable, "-c", FAKE_VERSION, installed, str(PROJECT_DIR / "main.py"), "--env", "dev", "--outdir", str(outdir)],
+        [
+            sys.executable,
+            "-c",
+            FAKE_VERSION,
+            installed,
+            str(PROJECT_DIR / "main.py"),
+            "--env",
+            "dev",
+            "--outdir",
+            str(outdir),
+        ],
         cwd=PROJECT_DIR,
         capture_output=True,
         text=True,

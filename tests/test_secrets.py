@@ -3,6 +3,7 @@
 Walks every container definition of every aws_ecs_task_definition of every stack. The
 detector is tested on planted containers first, so it cannot pass by seeing nothing.
 """
+
 from __future__ import annotations
 
 import json
@@ -18,7 +19,9 @@ from tests.conftest import ENVIRONMENTS
 
 # Names that announce a credential. "PASSW" rather than "PASS" so NATS_SERVER's friends
 # such as BYPASS_* are not flagged; KEY catches API_KEY, ACCESS_KEY, PRIVATE_KEY.
-CREDENTIAL_NAME = re.compile(r"TOKEN|SECRET|PASSW|PASSPHRASE|PWD|KEY|CREDENTIAL|AUTH|PRIVATE|COOKIE|SESSION", re.IGNORECASE)
+CREDENTIAL_NAME = re.compile(
+    r"TOKEN|SECRET|PASSW|PASSPHRASE|PWD|KEY|CREDENTIAL|AUTH|PRIVATE|COOKIE|SESSION", re.IGNORECASE
+)
 # Values that are credentials whatever they are called.
 CREDENTIAL_VALUES = {
     "Hugging Face token": re.compile(r"\bhf_[A-Za-z0-9]{20,}"),
@@ -41,17 +44,31 @@ def credential_problems(container: dict[str, Any], allowed_secret_arns: set[str]
         key, value = variable["name"], str(variable.get("value", ""))
         if CREDENTIAL_NAME.search(key):
             problems.append(f"{name}: environment variable {key} looks like a credential; pass it through `secrets`")
-        problems += [f"{name}: environment variable {key} holds a {kind}" for kind, pattern in CREDENTIAL_VALUES.items() if pattern.search(value)]
+        problems += [
+            f"{name}: environment variable {key} holds a {kind}"
+            for kind, pattern in CREDENTIAL_VALUES.items()
+            if pattern.search(value)
+        ]
     for index, argument in enumerate(container.get("command", []) + container.get("entryPoint", [])):
-        problems += [f"{name}: command argument {index} holds a {kind}" for kind, pattern in CREDENTIAL_VALUES.items() if pattern.search(str(argument))]
+        problems += [
+            f"{name}: command argument {index} holds a {kind}"
+            for kind, pattern in CREDENTIAL_VALUES.items()
+            if pattern.search(str(argument))
+        ]
     if container.get("environmentFiles"):
         problems.append(f"{name}: environmentFiles bypass Secrets Manager (and this check); use `secrets`")
     for secret in container.get("secrets", []):
         if secret.get("valueFrom") not in allowed_secret_arns:
-            problems.append(f"{name}: secret {secret.get('name')} comes from {secret.get('valueFrom')!r}, not a configured secret ARN")
+            problems.append(
+                f"{name}: secret {secret.get('name')} comes from {secret.get('valueFrom')!r}, not a configured secret "
+                "ARN"
+            )
     credentials = container.get("repositoryCredentials")
     if credentials is not None and credentials.get("credentialsParameter") not in allowed_secret_arns:
-        problems.append(f"{name}: repositoryCredentials from {credentials.get('credentialsParameter')!r}, not image.pull_credentials_secret_arn")
+        problems.append(
+            f"{name}: repositoryCredentials from {credentials.get('credentialsParameter')!r}, not "
+            "image.pull_credentials_secret_arn"
+        )
     return problems
 
 
@@ -99,17 +116,51 @@ def test_a_clean_container_passes() -> None:
         ({"environment": [{"name": "HF_TOKEN", "value": "from-the-env-file"}]}, "HF_TOKEN looks like a credential"),
         ({"environment": [{"name": "NGC_API_KEY", "value": "x"}]}, "NGC_API_KEY looks like a credential"),
         ({"environment": [{"name": "DB_PASSWORD", "value": "x"}]}, "DB_PASSWORD looks like a credential"),
-        ({"environment": [{"name": "AWS_SECRET_ACCESS_KEY", "value": "x"}]}, "AWS_SECRET_ACCESS_KEY looks like a credential"),
-        ({"environment": [{"name": "REGISTRY_CREDENTIALS", "value": "x"}]}, "REGISTRY_CREDENTIALS looks like a credential"),
-        ({"environment": [{"name": "MODEL_SOURCE", "value": "hf_AbCdEfGhIjKlMnOpQrStUvWx"}]}, "holds a Hugging Face token"),
+        (
+            {"environment": [{"name": "AWS_SECRET_ACCESS_KEY", "value": "x"}]},
+            "AWS_SECRET_ACCESS_KEY looks like a credential",
+        ),
+        (
+            {"environment": [{"name": "REGISTRY_CREDENTIALS", "value": "x"}]},
+            "REGISTRY_CREDENTIALS looks like a credential",
+        ),
+        (
+            {"environment": [{"name": "MODEL_SOURCE", "value": "hf_AbCdEfGhIjKlMnOpQrStUvWx"}]},
+            "holds a Hugging Face token",
+        ),
         ({"environment": [{"name": "UPSTREAM", "value": "AKIAIOSFODNN7EXAMPLE"}]}, "holds a AWS access key id"),
-        ({"environment": [{"name": "BLOB", "value": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"}]}, "holds a AWS secret access key"),
+        (
+            {"environment": [{"name": "BLOB", "value": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"}]},
+            "holds a AWS secret access key",
+        ),
         ({"environment": [{"name": "NGC", "value": "nvapi-AbCdEfGhIjKlMnOpQrStUvWx"}]}, "holds a NGC API key"),
-        ({"environment": [{"name": "NATS_SERVER", "value": "nats://user:hunter2@nats:4222"}]}, "holds a password in a URL"),
-        ({"command": ["python3", "-m", "dynamo.vllm", "--hf-token", "hf_AbCdEfGhIjKlMnOpQrStUvWx"]}, "command argument 4 holds a Hugging Face token"),
-        ({"environmentFiles": [{"type": "s3", "value": "arn:aws:s3:::bucket/app.env"}]}, "environmentFiles bypass Secrets Manager"),
-        ({"secrets": [{"name": "HF_TOKEN", "valueFrom": "arn:aws:secretsmanager:us-east-1:123456789012:secret:someone-elses"}]}, "not a configured secret ARN"),
-        ({"repositoryCredentials": {"credentialsParameter": HF_ARN.replace("hf-token", "other")}}, "not image.pull_credentials_secret_arn"),
+        (
+            {"environment": [{"name": "NATS_SERVER", "value": "nats://user:hunter2@nats:4222"}]},
+            "holds a password in a URL",
+        ),
+        (
+            {"command": ["python3", "-m", "dynamo.vllm", "--hf-token", "hf_AbCdEfGhIjKlMnOpQrStUvWx"]},
+            "command argument 4 holds a Hugging Face token",
+        ),
+        (
+            {"environmentFiles": [{"type": "s3", "value": "arn:aws:s3:::bucket/app.env"}]},
+            "environmentFiles bypass Secrets Manager",
+        ),
+        (
+            {
+                "secrets": [
+                    {
+                        "name": "HF_TOKEN",
+                        "valueFrom": "arn:aws:secretsmanager:us-east-1:123456789012:secret:someone-elses",
+                    }
+                ]
+            },
+            "not a configured secret ARN",
+        ),
+        (
+            {"repositoryCredentials": {"credentialsParameter": HF_ARN.replace("hf-token", "other")}},
+            "not image.pull_credentials_secret_arn",
+        ),
     ],
     ids=lambda value: value if isinstance(value, str) else None,
 )
@@ -125,7 +176,13 @@ def test_the_detector_passes_what_the_stacks_legitimately_carry() -> None:
             {"name": "NATS_SERVER", "value": "nats://nats.dynamo-prod.local:4222"},
             {"name": "DYN_SYSTEM_PORT", "value": "9090"},
         ],
-        command=["python3", "-m", "dynamo.vllm", "--kv-transfer-config", '{"kv_connector":"NixlConnector","kv_role":"kv_both"}'],
+        command=[
+            "python3",
+            "-m",
+            "dynamo.vllm",
+            "--kv-transfer-config",
+            '{"kv_connector":"NixlConnector","kv_role":"kv_both"}',
+        ],
     )
     assert credential_problems(container, {HF_ARN, PULL_ARN}) == []
 
@@ -138,9 +195,17 @@ def test_no_credentials_outside_secrets(environment: str, stacks: dict[str, dict
     env = configured(environment)
     allowed = {arn for arn in (env.model.hf_token_secret_arn, env.image.pull_credentials_secret_arn) if arn}
     containers = task_containers(stacks[environment])
-    assert len(containers) >= 4, f"dynamo-{environment}: expected etcd, NATS, frontend and worker containers, found {len(containers)}"
-    assert sum(len(container.get("environment", [])) for _, container in containers) > 0, "no environment variables scanned"
-    problems = [f"{address}: {problem}" for address, container in containers for problem in credential_problems(container, allowed)]
+    assert len(containers) >= 4, (
+        f"dynamo-{environment}: expected etcd, NATS, frontend and worker containers, found {len(containers)}"
+    )
+    assert sum(len(container.get("environment", [])) for _, container in containers) > 0, (
+        "no environment variables scanned"
+    )
+    problems = [
+        f"{address}: {problem}"
+        for address, container in containers
+        for problem in credential_problems(container, allowed)
+    ]
     assert not problems, "\n".join(problems)
 
 
@@ -155,14 +220,24 @@ def test_configured_secrets_arrive_where_needed(environment: str, stacks: dict[s
         assert secrets == expected, f"dynamo-{environment} {role}: secrets {secrets}, expected {expected}"
     for name in ("frontend", *env.gpu_workers()):
         credentials = containers[name].get("repositoryCredentials")
-        expected = {"credentialsParameter": env.image.pull_credentials_secret_arn} if env.image.pull_credentials_secret_arn else None
-        assert credentials == expected, f"dynamo-{environment} {name}: repositoryCredentials {credentials}, expected {expected}"
+        expected = (
+            {"credentialsParameter": env.image.pull_credentials_secret_arn}
+            if env.image.pull_credentials_secret_arn
+            else None
+        )
+        assert credentials == expected, (
+            f"dynamo-{environment} {name}: repositoryCredentials {credentials}, expected {expected}"
+        )
     for name in ("etcd", "nats"):
-        assert not containers[name].get("secrets") and "repositoryCredentials" not in containers[name], f"{name} needs no secrets"
+        assert not containers[name].get("secrets") and "repositoryCredentials" not in containers[name], (
+            f"{name} needs no secrets"
+        )
 
 
 @pytest.mark.parametrize("environment", ENVIRONMENTS)
-def test_only_the_execution_role_reads_exactly_the_configured_secrets(environment: str, stacks: dict[str, dict]) -> None:
+def test_only_the_execution_role_reads_exactly_the_configured_secrets(
+    environment: str, stacks: dict[str, dict]
+) -> None:
     env = configured(environment)
     allowed = sorted(arn for arn in (env.model.hf_token_secret_arn, env.image.pull_credentials_secret_arn) if arn)
     reads = []

@@ -1,5 +1,6 @@
 """Every ingress rule of every stack: nothing open to the internet but a public ALB's
 listeners, and between the frontend and the workers exactly the flows Dynamo uses."""
+
 from __future__ import annotations
 
 import re
@@ -43,9 +44,21 @@ def ingress_rules(stack: dict[str, Any]) -> list[Ingress]:
         sources = [rule.get(key) for key in ("cidr_ipv4", "cidr_ipv6", "prefix_list_id") if rule.get(key)]
         if rule.get("referenced_security_group_id"):
             sources.append(referenced(rule["referenced_security_group_id"]))
-        ports = (rule.get("from_port", 0), rule.get("to_port", 65535)) if rule.get("ip_protocol") not in ("-1", "all") else (0, 65535)
+        ports = (
+            (rule.get("from_port", 0), rule.get("to_port", 65535))
+            if rule.get("ip_protocol") not in ("-1", "all")
+            else (0, 65535)
+        )
         for source in sources or ["(no source: everything)"]:
-            rules.append(Ingress(f"aws_vpc_security_group_ingress_rule.{name}", referenced(rule["security_group_id"]), *ports, rule.get("ip_protocol", "?"), source))
+            rules.append(
+                Ingress(
+                    f"aws_vpc_security_group_ingress_rule.{name}",
+                    referenced(rule["security_group_id"]),
+                    *ports,
+                    rule.get("ip_protocol", "?"),
+                    source,
+                )
+            )
     for name, rule in resources.get("aws_security_group_rule", {}).items():
         if rule.get("type") == "ingress":
             rules += _classic(f"aws_security_group_rule.{name}", referenced(rule["security_group_id"]), rule)
@@ -54,19 +67,28 @@ def ingress_rules(stack: dict[str, Any]) -> list[Ingress]:
             rules += _classic(f"aws_security_group.{name}.ingress[{index}]", f"aws_security_group.{name}", block)
     for name, group in resources.get("aws_default_security_group", {}).items():
         for index, block in enumerate(group.get("ingress") or []):
-            rules += _classic(f"aws_default_security_group.{name}.ingress[{index}]", f"aws_default_security_group.{name}", block)
+            rules += _classic(
+                f"aws_default_security_group.{name}.ingress[{index}]", f"aws_default_security_group.{name}", block
+            )
     return rules
 
 
 def _classic(address: str, group: str, block: dict[str, Any]) -> list[Ingress]:
-    sources = [*(block.get("cidr_blocks") or []), *(block.get("ipv6_cidr_blocks") or []), *(block.get("prefix_list_ids") or [])]
+    sources = [
+        *(block.get("cidr_blocks") or []),
+        *(block.get("ipv6_cidr_blocks") or []),
+        *(block.get("prefix_list_ids") or []),
+    ]
     sources += [referenced(value) for value in block.get("security_groups") or []]
     if block.get("source_security_group_id"):
         sources.append(referenced(block["source_security_group_id"]))
     if block.get("self"):
         sources.append("self")
     ports = (block.get("from_port", 0), block.get("to_port", 65535))
-    return [Ingress(address, group, *ports, block.get("protocol", "?"), source) for source in sources or ["(no source: everything)"]]
+    return [
+        Ingress(address, group, *ports, block.get("protocol", "?"), source)
+        for source in sources or ["(no source: everything)"]
+    ]
 
 
 def public_listeners(stack: dict[str, Any]) -> dict[str, set[int]]:
@@ -97,7 +119,10 @@ def open_ingress_problems(stack: dict[str, Any]) -> list[str]:
             continue
         ports = allowed.get(rule.group, set())
         if rule.from_port != rule.to_port or rule.from_port not in ports or rule.protocol != "tcp":
-            problems.append(f"{rule}: open to the internet, and not a listener port of a public load balancer ({sorted(ports) or 'none'})")
+            problems.append(
+                f"{rule}: open to the internet, and not a listener port of a public load balancer "
+                f"({sorted(ports) or 'none'})"
+            )
     return problems
 
 
@@ -111,7 +136,13 @@ def planted_stack(*, internal: bool = False, extra: dict[str, Any] | None = None
             "aws_lb": {"alb": {"internal": internal, "security_groups": ["${aws_security_group.alb.id}"]}},
             "aws_lb_listener": {"http": {"load_balancer_arn": "${aws_lb.alb.arn}", "port": 80}},
             "aws_vpc_security_group_ingress_rule": {
-                "alb-80": {"security_group_id": "${aws_security_group.alb.id}", "ip_protocol": "tcp", "from_port": 80, "to_port": 80, "cidr_ipv4": "0.0.0.0/0"},
+                "alb-80": {
+                    "security_group_id": "${aws_security_group.alb.id}",
+                    "ip_protocol": "tcp",
+                    "from_port": 80,
+                    "to_port": 80,
+                    "cidr_ipv4": "0.0.0.0/0",
+                },
             },
         }
     }
@@ -127,15 +158,94 @@ def test_a_public_alb_listener_may_be_open() -> None:
 @pytest.mark.parametrize(
     "extra",
     [
-        {"aws_vpc_security_group_ingress_rule": {"ssh": {"security_group_id": "${aws_security_group.workers.id}", "ip_protocol": "tcp", "from_port": 22, "to_port": 22, "cidr_ipv4": "0.0.0.0/0"}}},
-        {"aws_vpc_security_group_ingress_rule": {"v6": {"security_group_id": "${aws_security_group.workers.id}", "ip_protocol": "tcp", "from_port": 8000, "to_port": 8000, "cidr_ipv6": "::/0"}}},
-        {"aws_vpc_security_group_ingress_rule": {"alb-all": {"security_group_id": "${aws_security_group.alb.id}", "ip_protocol": "-1", "cidr_ipv4": "0.0.0.0/0"}}},
-        {"aws_vpc_security_group_ingress_rule": {"alb-8000": {"security_group_id": "${aws_security_group.alb.id}", "ip_protocol": "tcp", "from_port": 8000, "to_port": 8000, "cidr_ipv4": "0.0.0.0/0"}}},
-        {"aws_security_group_rule": {"legacy": {"type": "ingress", "security_group_id": "${aws_security_group.workers.id}", "protocol": "tcp", "from_port": 0, "to_port": 65535, "cidr_blocks": ["0.0.0.0/0"]}}},
-        {"aws_security_group": {"inline": {"ingress": [{"protocol": "tcp", "from_port": 9090, "to_port": 9090, "cidr_blocks": ["10.0.0.0/8", "0.0.0.0/0"]}]}}},
-        {"aws_default_security_group": {"default": {"ingress": [{"protocol": "-1", "from_port": 0, "to_port": 0, "self": True}, {"protocol": "-1", "from_port": 0, "to_port": 0, "cidr_blocks": ["0.0.0.0/0"]}]}}},
+        {
+            "aws_vpc_security_group_ingress_rule": {
+                "ssh": {
+                    "security_group_id": "${aws_security_group.workers.id}",
+                    "ip_protocol": "tcp",
+                    "from_port": 22,
+                    "to_port": 22,
+                    "cidr_ipv4": "0.0.0.0/0",
+                }
+            }
+        },
+        {
+            "aws_vpc_security_group_ingress_rule": {
+                "v6": {
+                    "security_group_id": "${aws_security_group.workers.id}",
+                    "ip_protocol": "tcp",
+                    "from_port": 8000,
+                    "to_port": 8000,
+                    "cidr_ipv6": "::/0",
+                }
+            }
+        },
+        {
+            "aws_vpc_security_group_ingress_rule": {
+                "alb-all": {
+                    "security_group_id": "${aws_security_group.alb.id}",
+                    "ip_protocol": "-1",
+                    "cidr_ipv4": "0.0.0.0/0",
+                }
+            }
+        },
+        {
+            "aws_vpc_security_group_ingress_rule": {
+                "alb-8000": {
+                    "security_group_id": "${aws_security_group.alb.id}",
+                    "ip_protocol": "tcp",
+                    "from_port": 8000,
+                    "to_port": 8000,
+                    "cidr_ipv4": "0.0.0.0/0",
+                }
+            }
+        },
+        {
+            "aws_security_group_rule": {
+                "legacy": {
+                    "type": "ingress",
+                    "security_group_id": "${aws_security_group.workers.id}",
+                    "protocol": "tcp",
+                    "from_port": 0,
+                    "to_port": 65535,
+                    "cidr_blocks": ["0.0.0.0/0"],
+                }
+            }
+        },
+        {
+            "aws_security_group": {
+                "inline": {
+                    "ingress": [
+                        {
+                            "protocol": "tcp",
+                            "from_port": 9090,
+                            "to_port": 9090,
+                            "cidr_blocks": ["10.0.0.0/8", "0.0.0.0/0"],
+                        }
+                    ]
+                }
+            }
+        },
+        {
+            "aws_default_security_group": {
+                "default": {
+                    "ingress": [
+                        {"protocol": "-1", "from_port": 0, "to_port": 0, "self": True},
+                        {"protocol": "-1", "from_port": 0, "to_port": 0, "cidr_blocks": ["0.0.0.0/0"]},
+                    ]
+                }
+            }
+        },
     ],
-    ids=["ssh-on-workers", "ipv6-anywhere", "alb-all-traffic", "alb-non-listener-port", "legacy-rule", "inline-ingress", "default-sg"],
+    ids=[
+        "ssh-on-workers",
+        "ipv6-anywhere",
+        "alb-all-traffic",
+        "alb-non-listener-port",
+        "legacy-rule",
+        "inline-ingress",
+        "default-sg",
+    ],
 )
 def test_the_detector_catches_planted_open_ingress(extra: dict[str, Any]) -> None:
     assert open_ingress_problems(planted_stack(extra=extra)), "the planted rule was not caught"
@@ -149,14 +259,18 @@ def test_an_internal_alb_listener_may_not_be_open() -> None:
 
 
 @pytest.mark.parametrize("environment", ENVIRONMENTS)
-def test_no_internet_ingress_but_public_listeners(environment: str, stacks: dict[str, dict], capsys: pytest.CaptureFixture[str]) -> None:
+def test_no_internet_ingress_but_public_listeners(
+    environment: str, stacks: dict[str, dict], capsys: pytest.CaptureFixture[str]
+) -> None:
     stack = stacks[environment]
     rules = ingress_rules(stack)
     with capsys.disabled():
         print(f"\ningress rules of dynamo-{environment}:")
         for rule in sorted(rules, key=str):
             print(f"  {rule}")
-    assert len(rules) >= 8, f"dynamo-{environment}: only {len(rules)} ingress rules found; is the walker reading the stack?"
+    assert len(rules) >= 8, (
+        f"dynamo-{environment}: only {len(rules)} ingress rules found; is the walker reading the stack?"
+    )
     problems = open_ingress_problems(stack)
     assert not problems, "\n".join(problems)
 
@@ -166,9 +280,15 @@ def test_only_the_alb_takes_traffic_from_addresses(environment: str, stacks: dic
     """Everything behind the ALB admits peers by security group, never by CIDR."""
     stack = stacks[environment]
     balancer_groups = set(public_listeners(stack)) | {
-        referenced(group) for balancer in stack["resource"].get("aws_lb", {}).values() for group in balancer.get("security_groups", [])
+        referenced(group)
+        for balancer in stack["resource"].get("aws_lb", {}).values()
+        for group in balancer.get("security_groups", [])
     }
-    by_address = [rule for rule in ingress_rules(stack) if rule.group not in balancer_groups and not rule.source.startswith("aws_security_group.")]
+    by_address = [
+        rule
+        for rule in ingress_rules(stack)
+        if rule.group not in balancer_groups and not rule.source.startswith("aws_security_group.")
+    ]
     assert not by_address, "\n".join(map(str, by_address))
 
 
@@ -177,7 +297,9 @@ def test_the_default_security_group_is_empty(environment: str, stacks: dict[str,
     groups = stacks[environment]["resource"].get("aws_default_security_group", {})
     assert groups, "the VPC's default security group is not managed (its allow-all rules would remain)"
     for name, group in groups.items():
-        assert not group.get("ingress") and not group.get("egress"), f"aws_default_security_group.{name} must have no rules"
+        assert not group.get("ingress") and not group.get("egress"), (
+            f"aws_default_security_group.{name} must have no rules"
+        )
 
 
 def _service_group(stack: dict[str, Any], service: str) -> str:

@@ -1,5 +1,6 @@
 """Snapshots of each environment's synthesized JSON. A change here is a reviewed change:
 say in the pull request what changed and why; never `--snapshot-update` by reflex."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -25,4 +26,6 @@ def test_synthesized_stack_matches_the_reviewed_snapshot(env, stacks, snapshot_j
     (result,) = snapshot_json.executions.values()
     if result.created and not snapshot_json.update_snapshots:
         written = Path(result.snapshot_location).relative_to(PROJECT_DIR)
-        unreviewed(f"dynamo-{env} had no snapshot: wrote {written}; review it and commit it with environments/{env}.toml")
+        unreviewed(
+            f"dynamo-{env} had no snapshot: wrote {written}; review it and commit it with environments/{env}.toml"
+        )

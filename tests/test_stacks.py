@@ -1,4 +1,5 @@
 """Behaviour of the synthesized stacks, read from the JSON and checked against each environment file."""
+
 from __future__ import annotations
 
 import json
@@ -28,11 +29,15 @@ def gpu_roles(env: Environment) -> list[str]:
 
 
 def security_groups(stack: dict) -> dict[str, str]:
-    return {name: reference_to(stack, "aws_security_group", f"security-groups/{name}", "id") for name in ("alb", "frontend", "workers", "control-plane")}
+    return {
+        name: reference_to(stack, "aws_security_group", f"security-groups/{name}", "id")
+        for name in ("alb", "frontend", "workers", "control-plane")
+    }
 
 
 def rules_between(stack: dict, direction: str, group: str, peer: str) -> list[dict]:
-    """``direction`` "ingress": rules of ``group`` admitting ``peer``; "egress": rules of ``group`` reaching ``peer``."""
+    """``direction`` "ingress": rules of ``group`` admitting ``peer``; "egress": rules of ``group`` reaching "
+    "``peer``."""
     return [
         rule
         for rule in resources(stack, f"aws_vpc_security_group_{direction}_rule").values()
@@ -46,7 +51,9 @@ def frontend_container(stack: dict) -> dict:
 
 
 def worker_containers(env: Environment, stack: dict) -> dict[str, dict]:
-    return {role: containers(one(stack, "aws_ecs_task_definition", f"{role}/{role}/task"))[0] for role in gpu_roles(env)}
+    return {
+        role: containers(one(stack, "aws_ecs_task_definition", f"{role}/{role}/task"))[0] for role in gpu_roles(env)
+    }
 
 
 # --- naming, tags, backend ---------------------------------------------------------
@@ -63,8 +70,12 @@ def test_every_named_resource_starts_with_the_stack_name(case):
                 if isinstance(value, str) and not value.startswith("${"):
                     checked += 1
                     allowed = (prefix, f"/ecs/{prefix}/", f"alias/{prefix}-")
-                    in_namespace = resource_type.startswith("aws_service_discovery_service")  # "etcd" inside dynamo-<env>.local
-                    assert value.startswith(allowed) or in_namespace, f"{resource_type} {construct_path(body)}: {attribute}={value}"
+                    in_namespace = resource_type.startswith(
+                        "aws_service_discovery_service"
+                    )  # "etcd" inside dynamo-<env>.local
+                    assert value.startswith(allowed) or in_namespace, (
+                        f"{resource_type} {construct_path(body)}: {attribute}={value}"
+                    )
     assert checked > 40
 
 
@@ -72,7 +83,9 @@ def test_provider_tags_every_resource_by_default(case):
     env, stack = case
     (provider,) = stack["provider"]["aws"]
     assert provider["region"] == env.region
-    assert provider["default_tags"] == [{"tags": {"Project": "dynamo-ecs", "Environment": env.name, "ManagedBy": "cdktf"}}]
+    assert provider["default_tags"] == [
+        {"tags": {"Project": "dynamo-ecs", "Environment": env.name, "ManagedBy": "cdktf"}}
+    ]
 
 
 def test_backend_follows_the_environment_file(case):
@@ -97,7 +110,11 @@ def test_required_environments_have_their_promised_shape(stacks):
     assert staging.mode == "disaggregated" and staging.prefill.count == 1 and staging.decode.count == 1
     assert staging.backend.type == "s3"
     assert prod.network.az_count == 3 and prod.network.nat == "per_az" and prod.model.tensor_parallel_size == 2
-    assert prod.gpu_fleet.instance.gpus > 1 and prod.load_balancer.certificate_arn and prod.load_balancer.deletion_protection
+    assert (
+        prod.gpu_fleet.instance.gpus > 1
+        and prod.load_balancer.certificate_arn
+        and prod.load_balancer.deletion_protection
+    )
     assert prod.load_balancer.access_logs and prod.backend.type in ("s3", "hcp")
     assert prod.model.hf_token_secret_arn and not dev.model.hf_token_secret_arn
     assert prod.logging.retention_days > staging.logging.retention_days > dev.logging.retention_days
@@ -127,7 +144,10 @@ def test_subnets_nat_endpoint_and_flow_logs(case):
 
 def test_only_the_alb_reaches_the_frontend_and_only_dynamo_reaches_etcd_and_nats(case):
     env, stack = case
-    group = {name: reference_to(stack, "aws_security_group", f"security-groups/{name}", "id") for name in ("alb", "frontend", "workers", "control-plane")}
+    group = {
+        name: reference_to(stack, "aws_security_group", f"security-groups/{name}", "id")
+        for name in ("alb", "frontend", "workers", "control-plane")
+    }
     ingress = [rule for rule in resources(stack, "aws_vpc_security_group_ingress_rule").values()]
 
     def sources(target: str, port: int) -> set[str]:
@@ -147,7 +167,9 @@ def test_only_the_alb_reaches_the_frontend_and_only_dynamo_reaches_etcd_and_nats
     alb_rules = [rule for rule in ingress if rule["security_group_id"] == group["alb"]]
     assert {rule["from_port"] for rule in alb_rules} == listener_ports
     assert {rule["cidr_ipv4"] for rule in alb_rules} == set(env.load_balancer.allowed_cidrs)
-    open_to_world = [rule for rule in ingress if rule.get("cidr_ipv4") == "0.0.0.0/0" and rule["security_group_id"] != group["alb"]]
+    open_to_world = [
+        rule for rule in ingress if rule.get("cidr_ipv4") == "0.0.0.0/0" and rule["security_group_id"] != group["alb"]
+    ]
     assert open_to_world == []
 
 
@@ -175,7 +197,9 @@ def test_the_frontend_reaches_the_workers_only_on_their_request_plane_port(case)
     for rule in (inbound, outbound):
         assert (rule["ip_protocol"], rule["from_port"], rule["to_port"]) == ("tcp", port, port)
         assert "request plane" in rule["description"]
-    assert "DYN_TCP_RPC_PORT" not in environment_of(frontend_container(stack)), "on the frontend it breaks model discovery"
+    assert "DYN_TCP_RPC_PORT" not in environment_of(frontend_container(stack)), (
+        "on the frontend it breaks model discovery"
+    )
 
 
 def test_every_new_dynamo_flow_rule_has_its_own_description(case):
@@ -197,7 +221,11 @@ def test_every_new_dynamo_flow_rule_has_its_own_description(case):
 def test_execution_role_reads_exactly_the_configured_secrets(case):
     env, stack = case
     configured = sorted(arn for arn in (env.image.pull_credentials_secret_arn, env.model.hf_token_secret_arn) if arn)
-    policies = [p for p in resources(stack, "aws_iam_role_policy").values() if construct_path(p).endswith("iam/execution-secrets")]
+    policies = [
+        p
+        for p in resources(stack, "aws_iam_role_policy").values()
+        if construct_path(p).endswith("iam/execution-secrets")
+    ]
     if not configured:
         assert policies == []
         return
@@ -219,7 +247,11 @@ def test_no_wildcard_actions_and_instance_role_has_ecs_and_ssm(case):
         for statement in json.loads(policy["policy"])["Statement"]:
             actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
             assert not any(action == "*" or action.endswith(":*") for action in actions), policy
-    attached = {a["policy_arn"].rsplit("/", 1)[-1] for a in resources(stack, "aws_iam_role_policy_attachment").values() if "instance" in construct_path(a)}
+    attached = {
+        a["policy_arn"].rsplit("/", 1)[-1]
+        for a in resources(stack, "aws_iam_role_policy_attachment").values()
+        if "instance" in construct_path(a)
+    }
     assert attached == {"AmazonEC2ContainerServiceforEC2Role", "AmazonSSMManagedInstanceCore"}
 
 
@@ -249,7 +281,7 @@ def test_the_model_cache_is_writable_for_the_image_user(case):
     (line,) = [line for line in lines if env.gpu_fleet.model_cache_path in line]
     command = shlex.split(line)
     assert command[:2] == ["install", "-d"] and command[-1] == env.gpu_fleet.model_cache_path
-    options = dict(zip(command[2:-1:2], command[3:-1:2]))
+    options = dict(zip(command[2:-1:2], command[3:-1:2], strict=True))
     assert (options["-o"], options["-g"]) == (str(IMAGE_UID), str(IMAGE_GID))
     assert int(options["-m"], 8) & 0o070 == 0o070, "the group (gid 0, the image's group) writes too"
     for container in worker_containers(env, stack).values():
@@ -260,13 +292,19 @@ def test_autoscaling_group_and_capacity_provider(case):
     env, stack = case
     group = one(stack, "aws_autoscaling_group", "gpu-cluster/asg")
     fleet = env.gpu_fleet
-    assert (group["min_size"], group["max_size"], group["desired_capacity"]) == (fleet.min_instances, fleet.max_instances, fleet.initial_instances)
+    assert (group["min_size"], group["max_size"], group["desired_capacity"]) == (
+        fleet.min_instances,
+        fleet.max_instances,
+        fleet.initial_instances,
+    )
     assert group["protect_from_scale_in"] is True
     assert len(group["vpc_zone_identifier"]) == env.network.az_count
     assert all("private" in ref for ref in group["vpc_zone_identifier"])
     assert group["lifecycle"]["ignore_changes"] == ["desired_capacity"]
     if fleet.capacity == "spot":
-        assert group["mixed_instances_policy"]["instances_distribution"]["on_demand_percentage_above_base_capacity"] == 0
+        assert (
+            group["mixed_instances_policy"]["instances_distribution"]["on_demand_percentage_above_base_capacity"] == 0
+        )
     else:
         assert "mixed_instances_policy" not in group
         assert one(stack, "aws_launch_template", "gpu-cluster/launch-template")["instance_type"] == fleet.instance_type
@@ -274,7 +312,9 @@ def test_autoscaling_group_and_capacity_provider(case):
     assert provider["managed_scaling"]["status"] == "ENABLED"
     assert provider["managed_termination_protection"] == "ENABLED"
     cluster_providers = one(stack, "aws_ecs_cluster_capacity_providers", "gpu-cluster/capacity-providers")
-    assert cluster_providers["capacity_providers"] == [reference_to(stack, "aws_ecs_capacity_provider", "gpu-cluster/capacity-provider", "name")]
+    assert cluster_providers["capacity_providers"] == [
+        reference_to(stack, "aws_ecs_capacity_provider", "gpu-cluster/capacity-provider", "name")
+    ]
 
 
 def test_both_clusters_have_container_insights(case):
@@ -297,7 +337,11 @@ def etcd_container(stack: dict, member: str) -> dict:
 
 def flags(command: list[str]) -> dict[str, str]:
     """``--name=value`` arguments of a command, by name."""
-    return dict(argument.removeprefix("--").split("=", 1) for argument in command if argument.startswith("--") and "=" in argument)
+    return dict(
+        argument.removeprefix("--").split("=", 1)
+        for argument in command
+        if argument.startswith("--") and "=" in argument
+    )
 
 
 def control_plane_services(stack: dict) -> dict[str, dict]:
@@ -314,15 +358,21 @@ def test_etcd_and_nats_run_on_fargate_and_are_found_through_cloud_map(case):
     (namespace,) = resources(stack, "aws_service_discovery_private_dns_namespace").values()
     assert namespace["name"] == f"{env.stack_name}.local"
     registries = {body["name"]: body for body in resources(stack, "aws_service_discovery_service").values()}
-    assert set(registries) == {*etcd_members(env), "nats"}, "one Cloud Map name per etcd member, and NATS; no shared etcd name"
+    assert set(registries) == {*etcd_members(env), "nats"}, (
+        "one Cloud Map name per etcd member, and NATS; no shared etcd name"
+    )
     services = control_plane_services(stack)
     assert set(services) == {*etcd_members(env), "nats"}
     for short_name, service in services.items():
         assert service["name"] == f"{env.stack_name}-{short_name}"
         assert service["launch_type"] == "FARGATE" and service["network_configuration"]["assign_public_ip"] is False
-        assert service["service_registries"]["registry_arn"] == reference_to(stack, "aws_service_discovery_service", f"discovery/{short_name}", "arn")
+        assert service["service_registries"]["registry_arn"] == reference_to(
+            stack, "aws_service_discovery_service", f"discovery/{short_name}", "arn"
+        )
         (container,) = containers(one(stack, "aws_ecs_task_definition", f"control-plane/{short_name}/task"))
-        image, port = (env.control_plane.nats.image, 4222) if short_name == "nats" else (env.control_plane.etcd.image, 2379)
+        image, port = (
+            (env.control_plane.nats.image, 4222) if short_name == "nats" else (env.control_plane.etcd.image, 2379)
+        )
         assert container["image"] == image
         assert container["portMappings"] == [{"containerPort": port, "protocol": "tcp"}]
         assert container["healthCheck"]["command"][0] in ("CMD", "CMD-SHELL")
@@ -352,7 +402,9 @@ def test_each_etcd_member_names_itself_and_lists_every_member(case):
         given = flags(command)
         assert given["name"] == member
         assert given["data-dir"] == "/data/etcd"
-        assert given["listen-client-urls"] == "http://0.0.0.0:2379" and given["listen-peer-urls"] == "http://0.0.0.0:2380"
+        assert (
+            given["listen-client-urls"] == "http://0.0.0.0:2379" and given["listen-peer-urls"] == "http://0.0.0.0:2380"
+        )
         assert given["advertise-client-urls"] == f"http://{member}.{namespace}:2379"
         assert given["initial-advertise-peer-urls"] == f"http://{member}.{namespace}:2380"
         assert given["initial-cluster"] == expected_cluster
@@ -360,7 +412,13 @@ def test_each_etcd_member_names_itself_and_lists_every_member(case):
         assert container["mountPoints"] == [{"sourceVolume": "data", "containerPath": "/data", "readOnly": False}]
         assert container["readonlyRootFilesystem"] is True
         probe = container["healthCheck"]
-        assert probe["command"] == ["CMD", "/usr/local/bin/etcdctl", "--endpoints=http://127.0.0.1:2379", "endpoint", "health"]
+        assert probe["command"] == [
+            "CMD",
+            "/usr/local/bin/etcdctl",
+            "--endpoints=http://127.0.0.1:2379",
+            "endpoint",
+            "health",
+        ]
         assert probe["startPeriod"] >= 120, "at the first deploy a member is healthy only once the next one has started"
         options = container["logConfiguration"]["options"]
         assert options["awslogs-group"] == reference_to(stack, "aws_cloudwatch_log_group", "logs/etcd", "name")
@@ -369,13 +427,17 @@ def test_each_etcd_member_names_itself_and_lists_every_member(case):
 
 def test_etcd_members_spread_over_the_azs_and_never_run_twice(case):
     env, stack = case
-    private = [reference_to(stack, "aws_subnet", f"network/private-{index}", "id") for index in range(env.network.az_count)]
+    private = [
+        reference_to(stack, "aws_subnet", f"network/private-{index}", "id") for index in range(env.network.az_count)
+    ]
     services = control_plane_services(stack)
     for index, member in enumerate(etcd_members(env)):
         service = services[member]
         assert service["network_configuration"]["subnets"] == [private[index % env.network.az_count]]
         assert service["desired_count"] == 1
-        assert (service["deployment_minimum_healthy_percent"], service["deployment_maximum_percent"]) == (0, 100), "two tasks on one data directory"
+        assert (service["deployment_minimum_healthy_percent"], service["deployment_maximum_percent"]) == (0, 100), (
+            "two tasks on one data directory"
+        )
         assert "lifecycle" not in service, "nothing else may change a member's count"
     zones = {tuple(services[member]["network_configuration"]["subnets"]) for member in etcd_members(env)}
     assert len(zones) == min(env.control_plane.etcd_members, env.network.az_count)
@@ -391,8 +453,16 @@ def test_etcd_members_roll_one_at_a_time(case):
         if index == 0:
             # The first member waits for its data to be mountable: every mount target, the file
             # system policy and the task role's grant (nothing in its task definition refers to them).
-            mountable = [f"{kind}.{logical_id}" for kind in ("aws_efs_mount_target", "aws_efs_file_system_policy") for logical_id in resources(stack, kind)]
-            mountable += [f"aws_iam_role_policy.{logical_id}" for logical_id, body in resources(stack, "aws_iam_role_policy").items() if construct_path(body).endswith("etcd-data/task-role")]
+            mountable = [
+                f"{kind}.{logical_id}"
+                for kind in ("aws_efs_mount_target", "aws_efs_file_system_policy")
+                for logical_id in resources(stack, kind)
+            ]
+            mountable += [
+                f"aws_iam_role_policy.{logical_id}"
+                for logical_id, body in resources(stack, "aws_iam_role_policy").items()
+                if construct_path(body).endswith("etcd-data/task-role")
+            ]
             assert sorted(_ordering(service["depends_on"])) == sorted(mountable)
             assert len(resources(stack, "aws_efs_mount_target")) == env.network.az_count
         else:
@@ -400,27 +470,49 @@ def test_etcd_members_roll_one_at_a_time(case):
             previous = reference_to(stack, "aws_ecs_service", f"control-plane/{members[index - 1]}/service", "name")
             assert f"${{{dependency}.name}}" == previous
     others = [body for short_name, body in services.items() if short_name == "nats"]
-    others += [body for body in resources(stack, "aws_ecs_service").values() if "/control-plane/" not in construct_path(body) and "/frontend/" not in construct_path(body)]
-    assert all("wait_for_steady_state" not in body and not _ordering(body.get("depends_on", [])) for body in others), "only the etcd members (and a moving frontend) wait"
+    others += [
+        body
+        for body in resources(stack, "aws_ecs_service").values()
+        if "/control-plane/" not in construct_path(body) and "/frontend/" not in construct_path(body)
+    ]
+    assert all("wait_for_steady_state" not in body and not _ordering(body.get("depends_on", [])) for body in others), (
+        "only the etcd members (and a moving frontend) wait"
+    )
 
 
 def _ordering(depends_on: list[str]) -> list[str]:
     """A service's dependencies besides the execution role's policies (tested on their own)."""
-    return [dependency for dependency in depends_on if not dependency.startswith(("aws_iam_role_policy_attachment.iam_execution", "aws_iam_role_policy.iam_execution"))]
+    return [
+        dependency
+        for dependency in depends_on
+        if not dependency.startswith(
+            ("aws_iam_role_policy_attachment.iam_execution", "aws_iam_role_policy.iam_execution")
+        )
+    ]
 
 
 def test_etcd_data_is_encrypted_on_efs_with_an_access_point_per_member(case):
     env, stack = case
     (file_system,) = resources(stack, "aws_efs_file_system").values()
     assert file_system["encrypted"] is True
-    assert file_system["kms_key_id"] == reference_to(stack, "aws_kms_key", "logs/key", "arn"), "the stack's own customer-managed key"
+    assert file_system["kms_key_id"] == reference_to(stack, "aws_kms_key", "logs/key", "arn"), (
+        "the stack's own customer-managed key"
+    )
     file_system_id = reference_to(stack, "aws_efs_file_system", "etcd-data/file-system", "id")
     efs_group = reference_to(stack, "aws_security_group", "security-groups/efs", "id")
     targets = resources(stack, "aws_efs_mount_target").values()
-    private = {reference_to(stack, "aws_subnet", f"network/private-{index}", "id") for index in range(env.network.az_count)}
-    assert sorted(target["subnet_id"] for target in targets) == sorted(private), "a mount target in every private subnet"
-    assert all(target["file_system_id"] == file_system_id and target["security_groups"] == [efs_group] for target in targets)
-    access_points = {construct_path(body).split("/")[-1]: body for body in resources(stack, "aws_efs_access_point").values()}
+    private = {
+        reference_to(stack, "aws_subnet", f"network/private-{index}", "id") for index in range(env.network.az_count)
+    }
+    assert sorted(target["subnet_id"] for target in targets) == sorted(private), (
+        "a mount target in every private subnet"
+    )
+    assert all(
+        target["file_system_id"] == file_system_id and target["security_groups"] == [efs_group] for target in targets
+    )
+    access_points = {
+        construct_path(body).split("/")[-1]: body for body in resources(stack, "aws_efs_access_point").values()
+    }
     assert set(access_points) == set(etcd_members(env))
     for member, access_point in access_points.items():
         assert access_point["file_system_id"] == file_system_id
@@ -434,7 +526,10 @@ def test_etcd_data_is_encrypted_on_efs_with_an_access_point_per_member(case):
         assert volume["efs_volume_configuration"] == {
             "file_system_id": file_system_id,
             "transit_encryption": "ENABLED",
-            "authorization_config": {"access_point_id": reference_to(stack, "aws_efs_access_point", f"etcd-data/{member}", "id"), "iam": "ENABLED"},
+            "authorization_config": {
+                "access_point_id": reference_to(stack, "aws_efs_access_point", f"etcd-data/{member}", "id"),
+                "iam": "ENABLED",
+            },
         }
     (policy,) = resources(stack, "aws_efs_file_system_policy").values()
     (statement,) = json.loads(policy["policy"])["Statement"]
@@ -448,9 +543,15 @@ def test_the_control_plane_task_role_mounts_the_data_only_through_the_access_poi
     (statement,) = json.loads(policy["policy"])["Statement"]
     assert statement["Effect"] == "Allow"
     # ClientRootAccess: the access points write as root (uid 0), which EFS allows only with it.
-    assert sorted(statement["Action"]) == ["elasticfilesystem:ClientMount", "elasticfilesystem:ClientRootAccess", "elasticfilesystem:ClientWrite"]
+    assert sorted(statement["Action"]) == [
+        "elasticfilesystem:ClientMount",
+        "elasticfilesystem:ClientRootAccess",
+        "elasticfilesystem:ClientWrite",
+    ]
     assert statement["Resource"] == reference_to(stack, "aws_efs_file_system", "etcd-data/file-system", "arn")
-    access_points = [reference_to(stack, "aws_efs_access_point", f"etcd-data/{member}", "arn") for member in etcd_members(env)]
+    access_points = [
+        reference_to(stack, "aws_efs_access_point", f"etcd-data/{member}", "arn") for member in etcd_members(env)
+    ]
     assert statement["Condition"] == {"StringEquals": {"elasticfilesystem:AccessPointArn": access_points}}
     for member in etcd_members(env):
         task = one(stack, "aws_ecs_task_definition", f"control-plane/{member}/task")
@@ -459,7 +560,10 @@ def test_the_control_plane_task_role_mounts_the_data_only_through_the_access_poi
 
 def test_etcd_peers_talk_only_to_each_other_and_nfs_only_from_the_members(case):
     env, stack = case
-    group = {name: reference_to(stack, "aws_security_group", f"security-groups/{name}", "id") for name in ("control-plane", "etcd-peers", "efs")}
+    group = {
+        name: reference_to(stack, "aws_security_group", f"security-groups/{name}", "id")
+        for name in ("control-plane", "etcd-peers", "efs")
+    }
     for name in ("etcd-peers", "efs"):
         assert one(stack, "aws_security_group", f"security-groups/{name}")["name"] == f"{env.stack_name}-{name}"
 
@@ -482,10 +586,15 @@ def test_etcd_peers_talk_only_to_each_other_and_nfs_only_from_the_members(case):
     assert admitting_2380 == {group["etcd-peers"]}, "the peer port is open between members only"
     services = control_plane_services(stack)
     for member in etcd_members(env):
-        assert services[member]["network_configuration"]["security_groups"] == [group["control-plane"], group["etcd-peers"]]
+        assert services[member]["network_configuration"]["security_groups"] == [
+            group["control-plane"],
+            group["etcd-peers"],
+        ]
     assert services["nats"]["network_configuration"]["security_groups"] == [group["control-plane"]]
     carrying_peers = [
-        construct_path(body) for body in resources(stack, "aws_ecs_service").values() if group["etcd-peers"] in body["network_configuration"]["security_groups"]
+        construct_path(body)
+        for body in resources(stack, "aws_ecs_service").values()
+        if group["etcd-peers"] in body["network_configuration"]["security_groups"]
     ]
     assert len(carrying_peers) == env.control_plane.etcd_members
     descriptions = [
@@ -518,7 +627,10 @@ def test_gpu_workers_request_gpus_and_run_dynamo_vllm(case):
             assert "NixlConnector" in command[command.index("--kv-transfer-config") + 1]
         else:
             assert "--disaggregation-mode" not in command
-        assert command[len(command) - len(env.model.extra_vllm_args):] == list(env.model.extra_vllm_args) or not env.model.extra_vllm_args
+        assert (
+            command[len(command) - len(env.model.extra_vllm_args) :] == list(env.model.extra_vllm_args)
+            or not env.model.extra_vllm_args
+        )
         if env.model.served_model_name:
             assert command[command.index("--served-model-name") + 1] == env.model.served_model_name
         else:
@@ -622,10 +734,15 @@ def test_services_roll_safely(case):
         assert body["network_configuration"]["assign_public_ip"] is False
     for role, worker in env.gpu_workers().items():
         service = one(stack, "aws_ecs_service", f"{role}/{role}/service")
-        assert service["ordered_placement_strategy"][0] == {"type": "spread", "field": "attribute:ecs.availability-zone"}
+        assert service["ordered_placement_strategy"][0] == {
+            "type": "spread",
+            "field": "attribute:ecs.availability-zone",
+        }
         assert service["capacity_provider_strategy"][0]["capacity_provider"].startswith("${aws_ecs_capacity_provider.")
         assert service["lifecycle"]["ignore_changes"] == ["desired_count"]
-        assert "create_before_destroy" not in service["lifecycle"], "a second worker service of the same name cannot exist in one cluster"
+        assert "create_before_destroy" not in service["lifecycle"], (
+            "a second worker service of the same name cannot exist in one cluster"
+        )
         assert service["desired_count"] == worker.count
 
 
@@ -639,12 +756,18 @@ def test_worker_rollouts_do_what_their_setting_promises(case, desired):
         service = one(stack, "aws_ecs_service", f"{role}/{role}/service")
         most = desired * service["deployment_maximum_percent"] // 100
         least = -(-desired * service["deployment_minimum_healthy_percent"] // 100)
-        assert most > desired or least < desired, f"{role} with {desired} workers could neither start nor stop a task: stuck"
+        assert most > desired or least < desired, (
+            f"{role} with {desired} workers could neither start nor stop a task: stuck"
+        )
         if worker.rollout == "surge":
-            assert least == desired and most > desired, f"{role}: every worker must keep serving while a replacement starts"
+            assert least == desired and most > desired, (
+                f"{role}: every worker must keep serving while a replacement starts"
+            )
         else:
             assert most == desired, f"{role}: an in-place rollout must not need a spare GPU"
-            assert (least == 0) is worker.rollout_serves_nothing, f"{role} with {desired} workers: serving nothing must be announced"
+            assert (least == 0) is worker.rollout_serves_nothing, (
+                f"{role} with {desired} workers: serving nothing must be announced"
+            )
 
 
 def test_shipped_staging_and_prod_keep_every_worker_serving_during_a_rollout(stacks):
@@ -665,8 +788,16 @@ def test_task_definitions_keep_old_revisions_and_register_new_ones_first(case):
 
 def test_services_wait_for_the_execution_role_policies(case):
     env, stack = case
-    policies = {f"aws_iam_role_policy_attachment.{name}" for name, body in resources(stack, "aws_iam_role_policy_attachment").items() if construct_path(body).endswith("iam/execution-managed")}
-    policies |= {f"aws_iam_role_policy.{name}" for name, body in resources(stack, "aws_iam_role_policy").items() if construct_path(body).endswith("iam/execution-secrets")}
+    policies = {
+        f"aws_iam_role_policy_attachment.{name}"
+        for name, body in resources(stack, "aws_iam_role_policy_attachment").items()
+        if construct_path(body).endswith("iam/execution-managed")
+    }
+    policies |= {
+        f"aws_iam_role_policy.{name}"
+        for name, body in resources(stack, "aws_iam_role_policy").items()
+        if construct_path(body).endswith("iam/execution-secrets")
+    }
     managed = {policy for policy in policies if policy.startswith("aws_iam_role_policy_attachment.")}
     assert len(policies) == (2 if env.model.hf_token_secret_arn or env.image.pull_credentials_secret_arn else 1)
     for body in resources(stack, "aws_ecs_service").values():
@@ -699,7 +830,9 @@ def test_a_new_launch_template_version_refreshes_the_instances_through_ecs(case)
     refresh = group["instance_refresh"]
     assert refresh["strategy"] == "Rolling"
     preferences = refresh["preferences"]
-    assert preferences["scale_in_protected_instances"] == "Refresh", "managed termination protection protects every busy instance"
+    assert preferences["scale_in_protected_instances"] == "Refresh", (
+        "managed termination protection protects every busy instance"
+    )
     assert (preferences["min_healthy_percentage"], preferences["max_healthy_percentage"]) == (100, 200)
     provider = one(stack, "aws_ecs_capacity_provider", "gpu-cluster/capacity-provider")["auto_scaling_group_provider"]
     assert provider["managed_draining"] == "ENABLED", "the refresh relies on ECS draining each instance first"
@@ -733,10 +866,16 @@ def test_listeners_https_with_redirect_when_a_certificate_is_configured(case):
         assert listeners[443]["certificate_arn"] == env.load_balancer.certificate_arn
         assert listeners[443]["ssl_policy"] == env.load_balancer.ssl_policy
         assert listeners[80]["default_action"][0]["redirect"]["protocol"] == "HTTPS"
-        assert listeners[80]["depends_on"] == [reference_to(stack, "aws_lb_listener", "load-balancer/https", "arn").removeprefix("${").removesuffix(".arn}")]
+        assert listeners[80]["depends_on"] == [
+            reference_to(stack, "aws_lb_listener", "load-balancer/https", "arn")
+            .removeprefix("${")
+            .removesuffix(".arn}")
+        ]
         # Stacks applied before the single port-80 listener had it at another address.
         (moved,) = stack["moved"]
-        assert moved["to"] == reference_to(stack, "aws_lb_listener", "load-balancer/http", "arn").removeprefix("${").removesuffix(".arn}")
+        assert moved["to"] == reference_to(stack, "aws_lb_listener", "load-balancer/http", "arn").removeprefix(
+            "${"
+        ).removesuffix(".arn}")
         assert moved["from"].startswith("aws_lb_listener.load-balancer_http-redirect_")
     else:
         assert set(listeners) == {80}
@@ -750,17 +889,26 @@ def test_listeners_https_with_redirect_when_a_certificate_is_configured(case):
 def test_scalable_targets_follow_the_configured_bounds(case):
     env, stack = case
     configured = {"frontend": env.frontend, **env.gpu_workers()}
-    targets = {construct_path(t).split("/")[-1].removesuffix("-target"): t for t in resources(stack, "aws_appautoscaling_target").values()}
+    targets = {
+        construct_path(t).split("/")[-1].removesuffix("-target"): t
+        for t in resources(stack, "aws_appautoscaling_target").values()
+    }
     assert set(targets) == set(configured)
     for name, target in targets.items():
-        assert (target["min_capacity"], target["max_capacity"]) == (configured[name].min_count, configured[name].max_count)
+        assert (target["min_capacity"], target["max_capacity"]) == (
+            configured[name].min_count,
+            configured[name].max_count,
+        )
         assert target["scalable_dimension"] == "ecs:service:DesiredCount"
 
 
 def test_only_the_frontend_scales_on_cpu_and_requests(case):
     env, stack = case
     policies = list(resources(stack, "aws_appautoscaling_policy").values())
-    metrics = {p["target_tracking_scaling_policy_configuration"]["predefined_metric_specification"]["predefined_metric_type"] for p in policies}
+    metrics = {
+        p["target_tracking_scaling_policy_configuration"]["predefined_metric_specification"]["predefined_metric_type"]
+        for p in policies
+    }
     assert metrics == {"ECSServiceAverageCPUUtilization", "ALBRequestCountPerTarget"}
     frontend_target = reference_to(stack, "aws_appautoscaling_target", "autoscaling/frontend-target", "resource_id")
     assert all(p["resource_id"] == frontend_target for p in policies)
@@ -784,7 +932,11 @@ def test_alarms_cover_5xx_unhealthy_targets_and_every_service(case):
     names = {alarm["alarm_name"] for alarm in resources(stack, "aws_cloudwatch_metric_alarm").values()}
     # nats-below-desired is "NATS down": one task, desired 1.
     services = ["frontend", *gpu_roles(env), *etcd_members(env), "nats"]
-    expected = {f"{env.stack_name}-alb-5xx", f"{env.stack_name}-unhealthy-targets", f"{env.stack_name}-etcd-below-quorum-plus-one"}
+    expected = {
+        f"{env.stack_name}-alb-5xx",
+        f"{env.stack_name}-unhealthy-targets",
+        f"{env.stack_name}-etcd-below-quorum-plus-one",
+    }
     assert names == expected | {f"{env.stack_name}-{s}-below-desired" for s in services}
     topic = stack["output"]["alarm_topic_arn"]["value"]
     for alarm in resources(stack, "aws_cloudwatch_metric_alarm").values():
@@ -804,24 +956,36 @@ def test_an_alarm_fires_when_etcd_is_one_member_from_losing_quorum(case):
     assert total["expression"] == " + ".join(f"FILL({query_id}, 0)" for query_id in metrics)
     cluster = reference_to(stack, "aws_ecs_cluster", "fargate-cluster/cluster", "name")
     services = sorted(metric["dimensions"]["ServiceName"] for metric in metrics.values())
-    assert services == sorted(reference_to(stack, "aws_ecs_service", f"control-plane/{member}/service", "name") for member in etcd_members(env))
+    assert services == sorted(
+        reference_to(stack, "aws_ecs_service", f"control-plane/{member}/service", "name")
+        for member in etcd_members(env)
+    )
     for metric in metrics.values():
         assert (metric["namespace"], metric["metric_name"]) == ("ECS/ContainerInsights", "RunningTaskCount")
         assert metric["dimensions"]["ClusterName"] == cluster
-    assert alarm["evaluation_periods"] * next(iter(metrics.values()))["period"] <= 600, "alarm within minutes, not a quarter hour"
+    assert alarm["evaluation_periods"] * next(iter(metrics.values()))["period"] <= 600, (
+        "alarm within minutes, not a quarter hour"
+    )
 
 
 def test_log_groups_have_the_configured_retention(case):
     env, stack = case
     groups = resources(stack, "aws_cloudwatch_log_group").values()
-    assert {g["name"] for g in groups} == {f"/ecs/{env.stack_name}/{s}" for s in ["vpc-flow-logs", "etcd", "nats", "frontend", *gpu_roles(env)]}
+    assert {g["name"] for g in groups} == {
+        f"/ecs/{env.stack_name}/{s}" for s in ["vpc-flow-logs", "etcd", "nats", "frontend", *gpu_roles(env)]
+    }
     assert all(g["retention_in_days"] == env.logging.retention_days for g in groups)
 
 
 def test_outputs_tell_users_what_they_need_next(case):
     _, stack = case
     outputs = stack["output"]
-    for name in ("endpoint_url", "gpu_cluster_name", "fargate_cluster_name", "service_discovery_namespace", "alarm_topic_arn"):
+    for name in (
+        "endpoint_url",
+        "gpu_cluster_name",
+        "fargate_cluster_name",
+        "service_discovery_namespace",
+        "alarm_topic_arn",
+    ):
         assert outputs[name]["description"], name
     assert "aws_lb." in outputs["endpoint_url"]["value"]
-

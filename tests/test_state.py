@@ -6,6 +6,7 @@ stacks' files and leaves everything else: other stacks' output, and what Terrafo
 a stack's directory. The emulator test walks the README's plain-Terraform path on a copy
 of the project: apply from cdktf.out/stacks/dynamo-dev, synth everything, synth staging, re-plan.
 """
+
 from __future__ import annotations
 
 import functools
@@ -33,7 +34,9 @@ TERRAFORM_FILES = {
 
 
 def tree(directory: Path) -> dict[str, bytes]:
-    return {str(path.relative_to(directory)): path.read_bytes() for path in sorted(directory.rglob("*")) if path.is_file()}
+    return {
+        str(path.relative_to(directory)): path.read_bytes() for path in sorted(directory.rglob("*")) if path.is_file()
+    }
 
 
 def listing(directory: Path) -> dict[str, tuple[bool, int, int]]:
@@ -49,7 +52,9 @@ def listing(directory: Path) -> dict[str, tuple[bool, int, int]]:
 def local_state_files(stacks: dict[str, dict], outdir: Path) -> dict[str, Path]:
     """Where each stack with a local backend keeps its state, resolved as Terraform does: from the stack's directory."""
     return {
-        env: Path(os.path.normpath(outdir / "stacks" / f"dynamo-{env}" / stack["terraform"]["backend"]["local"]["path"]))
+        env: Path(
+            os.path.normpath(outdir / "stacks" / f"dynamo-{env}" / stack["terraform"]["backend"]["local"]["path"])
+        )
         for env, stack in stacks.items()
         if "local" in stack["terraform"]["backend"]
     }
@@ -104,7 +109,9 @@ def test_synth_replaces_only_the_stacks_it_generates(synth_dir: Path, tmp_path: 
     result = run_main("--env", "staging", "--outdir", str(outdir))
     assert result.returncode == 0, result.stderr
     after = tree(outdir)
-    assert {name for name in after if not name.startswith("stacks/dynamo-staging/")} == {name for name in before if not name.startswith("stacks/dynamo-staging/")}
+    assert {name for name in after if not name.startswith("stacks/dynamo-staging/")} == {
+        name for name in before if not name.startswith("stacks/dynamo-staging/")
+    }
     changed = [name for name in before if after.get(name) != before[name] and name != "manifest.json"]
     assert changed == [], "synth --env staging changed files it did not generate"
     assert after["stacks/dynamo-staging/cdk.tf.json"] == (synth_dir / "stacks/dynamo-staging/cdk.tf.json").read_bytes()
@@ -147,7 +154,9 @@ def terraform_step(tf: OfflineTerraform, env: dict[str, str], cwd: Path, *args: 
 
 
 @pytest.mark.emulator
-def test_state_survives_synth_after_a_plain_terraform_apply(terraform: OfflineTerraform, tmp_path: Path, layer_timings: list[str]) -> None:
+def test_state_survives_synth_after_a_plain_terraform_apply(
+    terraform: OfflineTerraform, tmp_path: Path, layer_timings: list[str]
+) -> None:
     project = copy_project(tmp_path / "project")
     result = run_main(cwd=project, project=project)  # make synth
     assert result.returncode == 0, result.stderr
@@ -163,7 +172,9 @@ def test_state_survives_synth_after_a_plain_terraform_apply(terraform: OfflineTe
         assert state.is_file() and json.loads(state.read_text())["resources"], f"no state with resources at {state}"
         applied = state.read_bytes()
         terraform_kept = {name: entry for name, entry in listing(stack_dir).items() if name != "cdk.tf.json"}
-        assert ".terraform.lock.hcl" in terraform_kept and any(name.startswith(".terraform/") for name in terraform_kept)
+        assert ".terraform.lock.hcl" in terraform_kept and any(
+            name.startswith(".terraform/") for name in terraform_kept
+        )
 
         for args in ([], ["--env", "staging"]):  # make synth, then one other environment
             result = run_main(*args, cwd=project, project=project)
@@ -171,9 +182,16 @@ def test_state_survives_synth_after_a_plain_terraform_apply(terraform: OfflineTe
 
         assert state.read_bytes() == applied, "the state file changed"
         assert {name: entry for name, entry in listing(stack_dir).items() if name != "cdk.tf.json"} == terraform_kept
-        assert not [path for path in outdir.rglob("*.tfstate*") if ".terraform" not in path.parts], "state inside the output directory"
+        assert not [path for path in outdir.rglob("*.tfstate*") if ".terraform" not in path.parts], (
+            "state inside the output directory"
+        )
         # No second init: the providers and backend settings Terraform kept are what it runs with.
         plan = terraform_step(terraform, env, stack_dir, "plan", "-detailed-exitcode")
-        assert plan.returncode == 0, f"the re-plan after two synths is not empty (2: changes, 1: error): {plan.report()}"
+        assert plan.returncode == 0, (
+            f"the re-plan after two synths is not empty (2: changes, 1: error): {plan.report()}"
+        )
     # Nothing to destroy: the emulator and everything it holds end with this test.
-    layer_timings.append(f"{stack}: plain terraform apply, two synths, re-plan: {time.monotonic() - start:.0f}s (emulator, tests/test_state.py)")
+    layer_timings.append(
+        f"{stack}: plain terraform apply, two synths, re-plan: {time.monotonic() - start:.0f}s (emulator, "
+        "tests/test_state.py)"
+    )

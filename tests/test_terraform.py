@@ -1,4 +1,5 @@
 """Terraform accepts every stack: `terraform init` from the local mirror, then `terraform validate`."""
+
 from __future__ import annotations
 
 import shutil
@@ -14,7 +15,9 @@ pytestmark = pytest.mark.terraform
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
-def test_stack_validates(env: str, synth_dir: Path, terraform: OfflineTerraform, tmp_path: Path, layer_timings: list[str]) -> None:
+def test_stack_validates(
+    env: str, synth_dir: Path, terraform: OfflineTerraform, tmp_path: Path, layer_timings: list[str]
+) -> None:
     # A copy: init writes .terraform/ and a lock file next to the configuration.
     stack_dir = shutil.copytree(synth_dir / "stacks" / f"dynamo-{env}", tmp_path / f"dynamo-{env}")
     start = time.monotonic()

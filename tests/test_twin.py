@@ -1,6 +1,7 @@
 """The runtime layer: each shipped stack runs as the twin (tests/twin) with the real Dynamo
 frontend, mocker workers, etcd and NATS, its security groups enforced. Needs Linux and root;
 elsewhere it skips with one line, and with CI=true a skip is a failure."""
+
 from __future__ import annotations
 
 import copy
@@ -65,7 +66,10 @@ def report(request: pytest.FixtureRequest, synth_dir: Path) -> Report:
 
 def test_every_service_starts_its_desired_count(report: Report, stacks: dict[str, dict]) -> None:
     env = report.stack_name.removeprefix("dynamo-")
-    desired = {body["name"].removeprefix(f"{report.stack_name}-"): body["desired_count"] for body in stacks[env]["resource"]["aws_ecs_service"].values()}
+    desired = {
+        body["name"].removeprefix(f"{report.stack_name}-"): body["desired_count"]
+        for body in stacks[env]["resource"]["aws_ecs_service"].values()
+    }
     assert report.started_counts == desired
 
 
@@ -87,14 +91,19 @@ def test_target_group_health_check_behaves_as_the_stack_assumes(report: Report) 
 
 
 def test_streamed_chat_and_plain_completion_succeed_through_the_alb(report: Report) -> None:
-    assert report.streamed_chat.ok and report.streamed_chat.done and report.streamed_chat.chunks >= 32, report.streamed_chat
+    assert report.streamed_chat.ok and report.streamed_chat.done and report.streamed_chat.chunks >= 32, (
+        report.streamed_chat
+    )
     assert report.plain_completion.ok, report.plain_completion
     assert all(count > 0 for count in report.served_by_role.values()), report.served_by_role
 
 
 def test_disaggregated_stacks_serve_through_prefill_and_decode(report: Report, stacks: dict[str, dict]) -> None:
     env = report.stack_name.removeprefix("dynamo-")
-    roles = {body["name"].removeprefix(f"{report.stack_name}-") for body in stacks[env]["resource"]["aws_ecs_service"].values()}
+    roles = {
+        body["name"].removeprefix(f"{report.stack_name}-")
+        for body in stacks[env]["resource"]["aws_ecs_service"].values()
+    }
     assert set(report.served_by_role) == roles & {"decode", "prefill"}
     assert ("prefill" in roles) == ("prefill" in report.served_by_role)
 
@@ -110,9 +119,15 @@ def test_drills_recover_within_their_bounds(report: Report) -> None:
     # NATS carries events only: nothing stops serving while it is replaced.
     assert nats.failures == 0 and nats.exited == [nats.killed], nats
     # A crashed worker stays in discovery until its lease runs out; then the router avoids it.
-    assert worker.exited == [worker.killed] and worker.recovered_after is not None and worker.recovered_after <= WORKER_KILL_RECOVERY_SECONDS, worker
+    assert (
+        worker.exited == [worker.killed]
+        and worker.recovered_after is not None
+        and worker.recovered_after <= WORKER_KILL_RECOVERY_SECONDS
+    ), worker
     stream = report.stream_across_kill
-    assert stream.done or stream.error, "the stream on the killed worker must end with [DONE] or an error, never silently"
+    assert stream.done or stream.error, (
+        "the stream on the killed worker must end with [DONE] or an error, never silently"
+    )
     assert report.migration_attempted, "the frontend never tried to migrate the stream (--migration-limit)"
 
 
@@ -160,7 +175,10 @@ def test_twin_fails_when_workers_cannot_reach_the_frontend(synth_dir: Path, tmp_
     finally:
         twin.close()
     assert not response.ok, response
-    assert any(source.startswith("decode-") and destination.startswith("frontend-") and count for (source, destination), count in drops.items()), drops
+    assert any(
+        source.startswith("decode-") and destination.startswith("frontend-") and count
+        for (source, destination), count in drops.items()
+    ), drops
 
 
 def test_leftovers_of_a_killed_run_are_removed_at_the_next_start() -> None:
@@ -181,8 +199,30 @@ def test_twin_runs_the_dynamo_release_of_the_default_image_tag() -> None:
 
 
 def test_vllm_arguments_are_translated_for_the_mocker_or_listed_as_dropped() -> None:
-    command = ["python3", "-m", "dynamo.vllm", "--model", "org/m", "--served-model-name", "m", "--tensor-parallel-size", "2",
-               "--disaggregation-mode", "prefill", "--enforce-eager"]
+    command = [
+        "python3",
+        "-m",
+        "dynamo.vllm",
+        "--model",
+        "org/m",
+        "--served-model-name",
+        "m",
+        "--tensor-parallel-size",
+        "2",
+        "--disaggregation-mode",
+        "prefill",
+        "--enforce-eager",
+    ]
     translation = translate_command(command, Path("/venv/bin/python"))
-    assert translation.argv == ["/venv/bin/python", "-m", "dynamo.mocker", "--model-path", "org/m", "--model-name", "m", "--disaggregation-mode", "prefill"]
+    assert translation.argv == [
+        "/venv/bin/python",
+        "-m",
+        "dynamo.mocker",
+        "--model-path",
+        "org/m",
+        "--model-name",
+        "m",
+        "--disaggregation-mode",
+        "prefill",
+    ]
     assert translation.dropped == ["--tensor-parallel-size 2", "--enforce-eager"]

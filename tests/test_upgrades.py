@@ -7,12 +7,14 @@ holding state is destroyed first. Rows marked `apply` are applied too, and what 
 emulator can show of them is checked: the order Terraform applied them in, the instance
 refresh the GPU group started, the services and listeners that result.
 """
+
 from __future__ import annotations
 
 import time
 import tomllib
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
@@ -38,7 +40,9 @@ class Upgrades:
 
 
 @pytest.fixture(scope="module")
-def upgrades(terraform: OfflineTerraform, tmp_path_factory: pytest.TempPathFactory, layer_timings: list[str]) -> Iterator[Upgrades]:
+def upgrades(
+    terraform: OfflineTerraform, tmp_path_factory: pytest.TempPathFactory, layer_timings: list[str]
+) -> Iterator[Upgrades]:
     """The applied base and every planned row; the emulator stays up while this module's tests read it."""
     workdir = tmp_path_factory.mktemp("upgrades")
     region = tomllib.loads((PROJECT_DIR / "environments" / f"{ENVIRONMENT}.toml").read_text())["region"]
@@ -47,7 +51,10 @@ def upgrades(terraform: OfflineTerraform, tmp_path_factory: pytest.TempPathFacto
         runner = UpgradePlans(ENVIRONMENT, workdir / "plans", terraform, emulator, region)
         applied = runner.apply_base()
         if applied.returncode != 0:
-            pytest.fail(f"applying dynamo-{ENVIRONMENT} failed: {applied.report()}\n--- emulator errors ---\n{emulator.errors()}")
+            pytest.fail(
+                f"applying dynamo-{ENVIRONMENT} failed: {applied.report()}"
+                f"\n--- emulator errors ---\n{emulator.errors()}"
+            )
         with ThreadPoolExecutor(max_workers=1) as side:
             replan = side.submit(runner.replan_base)
             results = runner.plan_all()
@@ -56,7 +63,10 @@ def upgrades(terraform: OfflineTerraform, tmp_path_factory: pytest.TempPathFacto
         layer_timings.append(f"dynamo-{ENVIRONMENT} upgrade plans: base {base}")
         for name, planned in results.items():
             layer_timings.append(f"  {name:<22} {planned.timing()}")
-        layer_timings.append(f"upgrade layer, {len(results)} changes ({PARALLEL_PLANS} at a time): {time.monotonic() - start:.0f}s wall clock")
+        layer_timings.append(
+            f"upgrade layer, {len(results)} changes ({PARALLEL_PLANS} at a time): {time.monotonic() - start:.0f}s "
+            "wall clock"
+        )
         yield Upgrades(runner, results, emulator, region)
 
 
@@ -71,7 +81,9 @@ def test_plan_takes_only_the_actions_the_table_allows(name: str, upgrades: Upgra
     planned = upgrades.results[name]
     assert planned.error is None, planned.error
     problems = violations(planned.change, planned.observed)
-    details = "\n".join(f"  {resource.action:<12} {resource.path or resource.address}" for resource in planned.resources)
+    details = "\n".join(
+        f"  {resource.action:<12} {resource.path or resource.address}" for resource in planned.resources
+    )
     assert not problems, f"{name} ({planned.change.what}): " + "; ".join(problems) + f"\nplanned:\n{details}"
 
 
@@ -89,7 +101,9 @@ def test_replaced_task_definitions_keep_their_old_revision(upgrades: Upgrades) -
     checked = 0
     for planned in upgrades.results.values():
         for after in planned_after(planned, "aws_ecs_task_definition"):
-            assert after["skip_destroy"] is True, f"{planned.change.name}: {after['family']} would deregister its old revision"
+            assert after["skip_destroy"] is True, (
+                f"{planned.change.name}: {after['family']} would deregister its old revision"
+            )
             checked += 1
     assert checked >= 3
 
@@ -108,7 +122,9 @@ def test_services_wait_for_the_policies_their_tasks_need(upgrades: Upgrades) -> 
     services = [resource.address for resource in planned.resources if resource.type == "aws_ecs_service"]
     assert services
     for service in services:
-        assert policy in configured(planned, service).get("depends_on", []), f"{service} may start tasks before {policy} exists"
+        assert policy in configured(planned, service).get("depends_on", []), (
+            f"{service} may start tasks before {policy} exists"
+        )
 
 
 def events(planned: Planned, kind: str, action: str) -> dict[str, int]:
@@ -143,7 +159,9 @@ def test_moving_the_frontend_creates_the_new_service_before_the_old_one_goes(upg
     assert moved["loadBalancers"][0]["targetGroupArn"] == after["load_balancer"][0]["target_group_arn"]
     old = ecs.describe_services(cluster=fargate_cluster, services=[name])["services"]
     assert [service["status"] for service in old] in ([], ["INACTIVE"]), "the Fargate frontend is still there"
-    targets = upgrades.client("application-autoscaling").describe_scalable_targets(ServiceNamespace="ecs")["ScalableTargets"]
+    targets = upgrades.client("application-autoscaling").describe_scalable_targets(ServiceNamespace="ecs")[
+        "ScalableTargets"
+    ]
     frontend_targets = [target["ResourceId"] for target in targets if target["ResourceId"].endswith(f"/{name}")]
     assert frontend_targets == [f"service/{gpu_cluster}/{name}"]
 
@@ -156,13 +174,31 @@ def test_a_certificate_switches_port_80_in_place_after_https_exists(upgrades: Up
     on, off = upgrades.results["certificate_on"], upgrades.results["certificate_off"]
     for planned in (on, off):
         assert planned.applied is not None and planned.error is None, planned.error
-    (port_80,) = [resource.address for resource in on.resources if resource.type == "aws_lb_listener" and resource.action == "update"]
-    (https,) = [resource.address for resource in on.resources if resource.type == "aws_lb_listener" and resource.action == "create"]
-    assert events(on, "apply_complete", "create")[https] < events(on, "apply_start", "update")[port_80], "port 80 redirected before HTTPS existed"
-    assert [resource.address for resource in off.resources if resource.type == "aws_lb_listener" and resource.action == "update"] == [port_80]
+    (port_80,) = [
+        resource.address
+        for resource in on.resources
+        if resource.type == "aws_lb_listener" and resource.action == "update"
+    ]
+    (https,) = [
+        resource.address
+        for resource in on.resources
+        if resource.type == "aws_lb_listener" and resource.action == "create"
+    ]
+    assert events(on, "apply_complete", "create")[https] < events(on, "apply_start", "update")[port_80], (
+        "port 80 redirected before HTTPS existed"
+    )
+    assert [
+        resource.address
+        for resource in off.resources
+        if resource.type == "aws_lb_listener" and resource.action == "update"
+    ] == [port_80]
 
     elbv2 = upgrades.client("elbv2")
-    (balancer,) = [lb for lb in elbv2.describe_load_balancers()["LoadBalancers"] if lb["LoadBalancerName"] == f"dynamo-{ENVIRONMENT}"]
+    (balancer,) = [
+        lb
+        for lb in elbv2.describe_load_balancers()["LoadBalancers"]
+        if lb["LoadBalancerName"] == f"dynamo-{ENVIRONMENT}"
+    ]
     listeners = elbv2.describe_listeners(LoadBalancerArn=balancer["LoadBalancerArn"])["Listeners"]
     assert [(listener["Port"], listener["DefaultActions"][0]["Type"]) for listener in listeners] == [(80, "forward")]
 
@@ -188,13 +224,19 @@ def test_a_new_instance_type_refreshes_the_gpu_fleet_through_ecs(upgrades: Upgra
     latest = {"LaunchTemplateId": template["LaunchTemplateId"], "Version": str(template["LatestVersionNumber"])}
     assert latest["Version"] != "1", "the instance type change made no new template version"
     (described,) = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[group["name"]])["AutoScalingGroups"]
-    assert {key: described["LaunchTemplate"][key] for key in latest} == latest, "the group does not launch the new version"
+    assert {key: described["LaunchTemplate"][key] for key in latest} == latest, (
+        "the group does not launch the new version"
+    )
     assert refresh.get("DesiredConfiguration", {}).get("LaunchTemplate", latest) == latest
-    (version,) = ec2.describe_launch_template_versions(LaunchTemplateId=latest["LaunchTemplateId"], Versions=[latest["Version"]])["LaunchTemplateVersions"]
+    (version,) = ec2.describe_launch_template_versions(
+        LaunchTemplateId=latest["LaunchTemplateId"], Versions=[latest["Version"]]
+    )["LaunchTemplateVersions"]
     assert version["LaunchTemplateData"]["InstanceType"] == BY_NAME["instance_type"].edits["gpu_fleet.instance_type"]
 
     # ECS keeps draining and protecting: the capacity provider and the group's protection are untouched.
-    (provider,) = upgrades.client("ecs").describe_capacity_providers(capacityProviders=[f"dynamo-{ENVIRONMENT}-gpu"])["capacityProviders"]
+    (provider,) = upgrades.client("ecs").describe_capacity_providers(capacityProviders=[f"dynamo-{ENVIRONMENT}-gpu"])[
+        "capacityProviders"
+    ]
     asg_provider = provider["autoScalingGroupProvider"]
     assert (asg_provider["managedTerminationProtection"], asg_provider["managedDraining"]) == ("ENABLED", "ENABLED")
     assert described["NewInstancesProtectedFromScaleIn"] is True

@@ -1,6 +1,7 @@
 """The paths no shipped environment takes: frontend on the GPU fleet, spot, internal ALB,
 HCP Terraform backend, WAF, a served model name, a single frontend without request
 migration. Synthesized once from a variant of dev written here."""
+
 from __future__ import annotations
 
 import json
@@ -15,12 +16,14 @@ from tests.terraform_env import OfflineTerraform, failure, run_terraform
 WAF_ACL = "arn:aws:wafv2:us-east-1:123456789012:regional/webacl/dynamo/01234567-89ab-cdef-0123-456789abcdef"
 VARIANT = {
     'name = "dev"': 'name = "variant"',
-    "[backend]\ntype = \"local\"": '[backend]\ntype = "hcp"\norganization = "example-org"\nworkspace = "dynamo-variant"',
+    '[backend]\ntype = "local"': '[backend]\ntype = "hcp"\norganization = "example-org"\nworkspace = "dynamo-variant"',
     'capacity = "on_demand"': 'capacity = "spot"',
     "[model]": '[model]\nserved_model_name = "qwen3-small"',
     "[frontend]": '[frontend]\nplacement = "gpu_fleet"\ncpu = 1024\nmemory = 4096\nmigration_limit = 0',
     "max_count = 2\n\n[decode]": "max_count = 1\n\n[decode]",
-    "[logging]": f'[load_balancer]\ninternal = true\nallowed_cidrs = ["10.0.0.0/8"]\nwaf_acl_arn = "{WAF_ACL}"\n\n[logging]',
+    "[logging]": (
+        f'[load_balancer]\ninternal = true\nallowed_cidrs = ["10.0.0.0/8"]\nwaf_acl_arn = "{WAF_ACL}"\n\n[logging]'
+    ),
 }
 
 
@@ -90,7 +93,11 @@ def test_internal_alb_lives_in_private_subnets_and_admits_only_the_allowed_cidrs
     assert balancer["internal"] is True
     assert all("private" in subnet for subnet in balancer["subnets"])
     alb_group = reference_to(stack, "aws_security_group", "security-groups/alb", "id")
-    cidrs = {rule["cidr_ipv4"] for rule in resources(stack, "aws_vpc_security_group_ingress_rule").values() if rule["security_group_id"] == alb_group}
+    cidrs = {
+        rule["cidr_ipv4"]
+        for rule in resources(stack, "aws_vpc_security_group_ingress_rule").values()
+        if rule["security_group_id"] == alb_group
+    }
     assert cidrs == set(env.load_balancer.allowed_cidrs)
 
 

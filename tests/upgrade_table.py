@@ -12,6 +12,7 @@ Actions, from `terraform show -json` (resource_changes[].change.actions):
 Every resource type a row lists must change in its plan, with no action outside its set,
 and every resource type it does not list must stay untouched.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -83,7 +84,9 @@ class Change:
 
 
 def _allowed(**types: str | tuple[str, ...]) -> dict[str, frozenset[str]]:
-    return {f"aws_{name}": frozenset((actions,) if isinstance(actions, str) else actions) for name, actions in types.items()}
+    return {
+        f"aws_{name}": frozenset((actions,) if isinstance(actions, str) else actions) for name, actions in types.items()
+    }
 
 
 # Task definitions are immutable: every change to one is a new revision. skip_destroy keeps
@@ -115,7 +118,10 @@ CHANGES: tuple[Change, ...] = (
         "two decode workers at least",
         {"decode.count": 2, "decode.min_count": 2},
         _allowed(appautoscaling_target=UPDATE),
-        why="the running count belongs to Application Auto Scaling (desired_count is ignored after creation): the new minimum raises it",
+        why=(
+            "the running count belongs to Application Auto Scaling (desired_count is ignored after creation): the new "
+            "minimum raises it"
+        ),
     ),
     Change(
         "frontend_max_count",
@@ -134,7 +140,10 @@ CHANGES: tuple[Change, ...] = (
         "HTTPS: a certificate added",
         {"load_balancer.certificate_arn": CERTIFICATE},
         _allowed(lb_listener=(CREATE, UPDATE), vpc_security_group_ingress_rule=CREATE, lb=UPDATE),
-        why="port 80's listener switches from forward to redirect in place; the HTTPS listener and its ingress rule are new",
+        why=(
+            "port 80's listener switches from forward to redirect in place; the HTTPS listener and its ingress rule "
+            "are new"
+        ),
         apply=True,
     ),
     Change(
@@ -200,9 +209,13 @@ def violations(change: Change, observed: dict[str, set[str]]) -> list[str]:
             if resource_type in SERVING_PATH_AND_STATE and action in (REPLACE, DELETE, REPLACE_CBD):
                 problems.append(f"{resource_type}: {action} on the serving path or of state, not named in the table")
             else:
-                problems.append(f"{resource_type}: {action} not allowed (allowed: {', '.join(sorted(allowed)) or 'no change'})")
+                problems.append(
+                    f"{resource_type}: {action} not allowed (allowed: {', '.join(sorted(allowed)) or 'no change'})"
+                )
         if resource_type in SERVING_PATH_AND_STATE and REPLACE in actions:
             problems.append(f"{resource_type}: destroyed before its replacement exists")
     for resource_type in sorted(set(change.allowed) - set(observed)):
-        problems.append(f"{resource_type}: expected {' or '.join(sorted(change.allowed[resource_type]))}, the plan leaves it alone")
+        problems.append(
+            f"{resource_type}: expected {' or '.join(sorted(change.allowed[resource_type]))}, the plan leaves it alone"
+        )
     return problems

@@ -7,6 +7,7 @@ AWS provider reaches it through AWS_ENDPOINT_URL with test credentials. What the
 emulator cannot show: no instance boots, no container runs, no GPU exists, the ALB
 answers no request. It proves that the stack deploys, converges and tears down.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -39,7 +40,10 @@ def main(argv: list[str] | None = None) -> int:
     except pytest.skip.Exception as missing:
         print(f"make emulate: {missing}", file=sys.stderr)
         return 1
-    synth = subprocess.run([sys.executable, str(PROJECT_DIR / "main.py"), "--env", args.env, "--outdir", str(workdir / "synth")], cwd=PROJECT_DIR)
+    synth = subprocess.run(
+        [sys.executable, str(PROJECT_DIR / "main.py"), "--env", args.env, "--outdir", str(workdir / "synth")],
+        cwd=PROJECT_DIR,
+    )
     if synth.returncode != 0:
         return synth.returncode
     outdir = stage_stack(workdir / "synth", stack, workdir / "deploy")
@@ -48,21 +52,39 @@ def main(argv: list[str] | None = None) -> int:
     with Emulator(workdir / "moto", [region]) as emulator:
         env = emulator.env(terraform.env(), region)
         deployment = Deployment(outdir, stack, env, terraform=terraform.terraform)
-        print(f"emulator: {emulator.endpoint} (moto; log {emulator.log_path})\ndeploying {stack} with cdktf ...", flush=True)
+        print(
+            f"emulator: {emulator.endpoint} (moto; log {emulator.log_path})\ndeploying {stack} with cdktf ...",
+            flush=True,
+        )
         interrupted = deployed = False
         try:
             deploy = deployment.deploy(stream=True)
             deployed = deploy.returncode == 0
             if not deployed:
-                print(f"\ncdktf deploy failed (exit {deploy.returncode}); emulator errors:\n{emulator.errors() or '(none)'}", file=sys.stderr)
+                print(
+                    f"\ncdktf deploy failed (exit {deploy.returncode}); "
+                    f"emulator errors:\n{emulator.errors() or '(none)'}",
+                    file=sys.stderr,
+                )
             else:
                 outputs = deployment.outputs()
-                exports = " ".join(f"{key}={shlex.quote(env[key])}" for key in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION", "TF_CLI_CONFIG_FILE"))
+                exports = " ".join(
+                    f"{key}={shlex.quote(env[key])}"
+                    for key in (
+                        "AWS_ENDPOINT_URL",
+                        "AWS_ACCESS_KEY_ID",
+                        "AWS_SECRET_ACCESS_KEY",
+                        "AWS_REGION",
+                        "TF_CLI_CONFIG_FILE",
+                    )
+                )
                 print(
                     f"\n{stack} is deployed to the emulator in {deploy.seconds:.0f}s.\n"
-                    f"  endpoint_url: {outputs.get('endpoint_url', '?')}   (a name only: the emulator serves no traffic)\n"
+                    f"  endpoint_url: {outputs.get('endpoint_url', '?')}"
+                    "   (a name only: the emulator serves no traffic)\n"
                     f"  every output: cd {deployment.stack_dir} && {exports} terraform output\n"
-                    f"  AWS CLI:      aws --endpoint-url {emulator.endpoint} ecs list-services --cluster {outputs.get('fargate_cluster_name', stack + '-fargate')}\n"
+                    f"  AWS CLI:      aws --endpoint-url {emulator.endpoint} ecs list-services "
+                    f"--cluster {outputs.get('fargate_cluster_name', stack + '-fargate')}\n"
                     "Press Ctrl-C to destroy the stack and stop the emulator.",
                     flush=True,
                 )
@@ -76,7 +98,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"\n{'interrupted; ' if interrupted else ''}destroying {stack} ...", flush=True)
             destroy = deployment.destroy(stream=True)
     if destroy.returncode != 0:
-        print(f"destroy failed (exit {destroy.returncode}); the emulator is stopped anyway; files kept in {workdir}", file=sys.stderr)
+        print(
+            f"destroy failed (exit {destroy.returncode}); the emulator is stopped anyway; files kept in {workdir}",
+            file=sys.stderr,
+        )
         return 1
     shutil.rmtree(workdir, ignore_errors=True)
     print("destroyed; emulator stopped.")

@@ -13,6 +13,7 @@ Two halves in one module:
   and drives the real ``cdktf deploy`` and ``terraform plan/destroy`` against it with
   AWS_ENDPOINT_URL and test credentials in the subprocess environment only.
 """
+
 from __future__ import annotations
 
 import json
@@ -24,9 +25,11 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 GPU_AMI_PARAMETER = "/aws/service/ecs/optimized-ami/amazon-linux-2023/gpu/recommended/image_id"
@@ -151,10 +154,14 @@ def _patch_launch_template_tags() -> None:
 
     create = LaunchTemplateBackend.create_launch_template
 
-    def create_launch_template(self: Any, name: str, description: str, template_data: dict[str, Any], tag_spec: dict[str, Any]) -> Any:
+    def create_launch_template(
+        self: Any, name: str, description: str, template_data: dict[str, Any], tag_spec: dict[str, Any]
+    ) -> Any:
         specs = template_data.get("TagSpecifications")
         if specs:
-            template_data["TagSpecifications"] = [spec for spec in specs if spec.get("ResourceType") != "launch-template"]
+            template_data["TagSpecifications"] = [
+                spec for spec in specs if spec.get("ResourceType") != "launch-template"
+            ]
             if not template_data["TagSpecifications"]:
                 del template_data["TagSpecifications"]
         return create(self, name, description, template_data, tag_spec)
@@ -175,7 +182,9 @@ def _patch_instance_protection_scale_in() -> None:
 
     protect = AutoScalingBackend.set_instance_protection
 
-    def set_instance_protection(self: Any, group_name: str, instance_ids: list[str], protected_from_scale_in: bool | None) -> None:
+    def set_instance_protection(
+        self: Any, group_name: str, instance_ids: list[str], protected_from_scale_in: bool | None
+    ) -> None:
         protect(self, group_name, instance_ids, protected_from_scale_in)
         if not protected_from_scale_in:
             group = self.autoscaling_groups[group_name]
@@ -196,7 +205,7 @@ def _patch_instance_refresh() -> None:
     start while one is pending fails with InstanceRefreshInProgress, as on AWS.
     """
     import uuid
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from moto.autoscaling.exceptions import AutoscalingClientError
     from moto.autoscaling.responses import AutoScalingResponse as Response
@@ -221,13 +230,15 @@ def _patch_instance_refresh() -> None:
         self.autoscaling_backend.describe_auto_scaling_groups([group])  # raises for an unknown group
         known = refreshes(self).setdefault(group, [])
         if any(refresh["Status"] in active for refresh in known):
-            raise InstanceRefreshInProgress("An Instance Refresh is already in progress and blocks the execution of this Instance Refresh.")
+            raise InstanceRefreshInProgress(
+                "An Instance Refresh is already in progress and blocks the execution of this Instance Refresh."
+            )
         refresh = {
             "InstanceRefreshId": str(uuid.uuid4()),
             "AutoScalingGroupName": group,
             "Status": "Pending",
             "StatusReason": "recorded by the emulator harness; no instance is replaced",
-            "StartTime": datetime.now(timezone.utc),
+            "StartTime": datetime.now(UTC),
             "PercentageComplete": 0,
             "Preferences": self._get_param("Preferences") or {},
             "DesiredConfiguration": self._get_param("DesiredConfiguration") or {},
@@ -238,14 +249,22 @@ def _patch_instance_refresh() -> None:
     def describe_instance_refreshes(self: Any) -> ActionResult:
         known = refreshes(self).get(self._get_param("AutoScalingGroupName"), [])
         wanted = self._get_param("InstanceRefreshIds") or []
-        return ActionResult({"InstanceRefreshes": [refresh for refresh in known if not wanted or refresh["InstanceRefreshId"] in wanted]})
+        return ActionResult(
+            {
+                "InstanceRefreshes": [
+                    refresh for refresh in known if not wanted or refresh["InstanceRefreshId"] in wanted
+                ]
+            }
+        )
 
     def cancel_instance_refresh(self: Any) -> ActionResult:
         for refresh in refreshes(self).get(self._get_param("AutoScalingGroupName"), []):
             if refresh["Status"] in active:
                 refresh["Status"] = "Cancelled"
                 return ActionResult({"InstanceRefreshId": refresh["InstanceRefreshId"]})
-        raise ActiveInstanceRefreshNotFound("No in progress or pending Instance Refresh found for this Auto Scaling group.")
+        raise ActiveInstanceRefreshNotFound(
+            "No in progress or pending Instance Refresh found for this Auto Scaling group."
+        )
 
     Response.start_instance_refresh = start_instance_refresh
     Response.describe_instance_refreshes = describe_instance_refreshes
@@ -304,8 +323,8 @@ def _patch_listener_certificates() -> None:
     the environment file names the user's certificate. The emulator's ACM never holds it,
     and moto 5.2 rejects the listener with CertificateNotFound; accept unknown ACM ARNs.
     """
-    from moto.elbv2 import models as elbv2_models
     from moto.elb.exceptions import CertificateNotFoundException
+    from moto.elbv2 import models as elbv2_models
 
     register = elbv2_models.register_certificate
 
@@ -337,7 +356,11 @@ def _patch_waf_external_acls() -> None:
                 account=self.account_id,
                 arn=web_acl_arn,
                 wacl_id=wacl_id,
-                visibility_config={"SampledRequestsEnabled": False, "CloudWatchMetricsEnabled": False, "MetricName": name},
+                visibility_config={
+                    "SampledRequestsEnabled": False,
+                    "CloudWatchMetricsEnabled": False,
+                    "MetricName": name,
+                },
                 default_action={"Allow": {}},
                 description="stand-in for the user's web ACL (tests/emulator/harness.py)",
                 rules=[],
@@ -494,7 +517,7 @@ class Emulator:
     def endpoint(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, timeout: float = 60) -> "Emulator":
+    def start(self, timeout: float = 60) -> Emulator:
         self.workdir.mkdir(parents=True, exist_ok=True)
         env = {key: value for key, value in os.environ.items() if not key.startswith("AWS_")}
         with self.log_path.open("w") as log:
@@ -536,7 +559,7 @@ class Emulator:
             process.kill()
             process.wait()
 
-    def __enter__(self) -> "Emulator":
+    def __enter__(self) -> Emulator:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -551,12 +574,20 @@ class Emulator:
         """The emulator's own failures (500s: an unimplemented action or a moto bug), if any."""
         if not self.log_path.exists():
             return ""
-        found = [line for line in self.log_path.read_text(errors="replace").splitlines() if re.match(r"^\w*(Error|Exception)\b", line)]
+        found = [
+            line
+            for line in self.log_path.read_text(errors="replace").splitlines()
+            if re.match(r"^\w*(Error|Exception)\b", line)
+        ]
         return "\n".join(sorted(set(found)))
 
     def env(self, base: dict[str, str], region: str) -> dict[str, str]:
         """``base`` with every AWS setting replaced by the emulator's, and no proxy between."""
-        env = {key: value for key, value in base.items() if not key.startswith("AWS_") and key.lower() not in PROXY_VARIABLES}
+        env = {
+            key: value
+            for key, value in base.items()
+            if not key.startswith("AWS_") and key.lower() not in PROXY_VARIABLES
+        }
         env.update(
             AWS_ENDPOINT_URL=self.endpoint,
             AWS_ACCESS_KEY_ID="testing",
@@ -609,7 +640,11 @@ class Step:
         errors = terraform_errors(lines)
         shown = "\n".join(lines[-tail:])
         head = f"`{' '.join(self.command)}` exited {self.returncode} after {self.seconds:.0f}s"
-        return f"{head}\n--- Terraform's errors ---\n{errors}\n--- last {tail} lines ---\n{shown}" if errors else f"{head}:\n{shown}"
+        return (
+            f"{head}\n--- Terraform's errors ---\n{errors}\n--- last {tail} lines ---\n{shown}"
+            if errors
+            else f"{head}:\n{shown}"
+        )
 
 
 ERROR_LINE = re.compile(r"(^|[\s│])Error: ")
@@ -634,7 +669,9 @@ EMULATOR_ARTEFACTS = re.compile(
 )
 
 
-def run_step(name: str, command: list[str], cwd: Path, env: dict[str, str], timeout: int, *, stream: bool = False) -> Step:
+def run_step(
+    name: str, command: list[str], cwd: Path, env: dict[str, str], timeout: int, *, stream: bool = False
+) -> Step:
     """One command against the emulator, timed, its output kept whole (or streamed)."""
     start = time.monotonic()
     try:
@@ -643,7 +680,9 @@ def run_step(name: str, command: list[str], cwd: Path, env: dict[str, str], time
     except subprocess.TimeoutExpired as expired:
         returncode = -1
         captured = expired.stdout or b""
-        output = (captured.decode(errors="replace") if isinstance(captured, bytes) else captured) + f"\n(killed after {timeout}s)"
+        output = (
+            captured.decode(errors="replace") if isinstance(captured, bytes) else captured
+        ) + f"\n(killed after {timeout}s)"
     return Step(name, command, returncode, time.monotonic() - start, output)
 
 
@@ -692,11 +731,23 @@ class Deployment:
     def deploy(self, *, stream: bool = False, timeout: int = 900) -> Step:
         """The real cdktf CLI, as users run it; --skip-provider-lock because there is no registry here."""
         npx = shutil.which("npx") or "npx"
-        command = [npx, "cdktf", "deploy", self.stack, "--auto-approve", "--skip-synth", "--skip-provider-lock", "--output", str(self.outdir)]
+        command = [
+            npx,
+            "cdktf",
+            "deploy",
+            self.stack,
+            "--auto-approve",
+            "--skip-synth",
+            "--skip-provider-lock",
+            "--output",
+            str(self.outdir),
+        ]
         return self._run("deploy", command, PROJECT_DIR, timeout, stream=stream)
 
     def plan(self, timeout: int = 600) -> Step:
-        return self._run("plan", [self.terraform, "plan", "-detailed-exitcode", "-no-color", "-input=false"], self.stack_dir, timeout)
+        return self._run(
+            "plan", [self.terraform, "plan", "-detailed-exitcode", "-no-color", "-input=false"], self.stack_dir, timeout
+        )
 
     def destroy(self, *, stream: bool = False, timeout: int = 900) -> Step:
         command = [self.terraform, "destroy", "-auto-approve", "-no-color", "-input=false"]
@@ -706,12 +757,19 @@ class Deployment:
         return self._run("state list", [self.terraform, "state", "list"], self.stack_dir, timeout)
 
     def outputs(self) -> dict[str, Any]:
-        result = subprocess.run([self.terraform, "output", "-json"], cwd=self.stack_dir, env=self.env, capture_output=True, text=True, timeout=120)
+        result = subprocess.run(
+            [self.terraform, "output", "-json"],
+            cwd=self.stack_dir,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         if result.returncode != 0:
             return {}
         return {name: value["value"] for name, value in json.loads(result.stdout).items()}
 
-    def run_all(self) -> "Deployment":
+    def run_all(self) -> Deployment:
         """Stops at the first failing step, except that a failed plan still destroys."""
         if self._once_more_after_emulator_artefact(self.deploy).returncode != 0:
             return self

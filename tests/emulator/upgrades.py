@@ -11,6 +11,7 @@ unchanged file (which must be empty) proves that it matches the emulator. Rows m
 `apply` are applied from their saved plan too, and rows with `after` are planned against
 that result. The command prints the classified plans; tests/test_upgrades.py asserts them.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -121,7 +122,13 @@ class Planned:
         if self.error:
             return f"not planned: {self.error.splitlines()[0]}"
         counts = Counter((resource.type, resource.action) for resource in self.resources)
-        return "; ".join(f"{kind} {action}{f' x{count}' if count > 1 else ''}" for (kind, action), count in sorted(counts.items())) or "no changes"
+        return (
+            "; ".join(
+                f"{kind} {action}{f' x{count}' if count > 1 else ''}"
+                for (kind, action), count in sorted(counts.items())
+            )
+            or "no changes"
+        )
 
     def timing(self) -> str:
         return ", ".join(f"{step} {seconds:.1f}s" for step, seconds in self.seconds.items())
@@ -149,7 +156,8 @@ def resource_changes(plan: dict[str, Any], paths: dict[str, str]) -> list[Resour
 
 
 def local_backend(stack_file: Path) -> dict[str, Any]:
-    """The stack's JSON with its backend switched to a state file next to it (relative, so copies of the directory work)."""
+    """The stack's JSON with its backend switched to a state file next to it (relative, so copies of the directory "
+    "work)."""
     document = json.loads(stack_file.read_text())
     document["terraform"]["backend"] = {"local": {"path": "terraform.tfstate"}}
     stack_file.write_text(json.dumps(document, indent=2))
@@ -217,7 +225,9 @@ class UpgradePlans:
 
     def replan_base(self) -> Step:
         """The unchanged file, refreshed against the emulator: must be empty (exit 0)."""
-        step = self.terraform_step("re-plan", ["plan", "-detailed-exitcode", "-lock=false", "-input=false", "-no-color"], self.base)
+        step = self.terraform_step(
+            "re-plan", ["plan", "-detailed-exitcode", "-lock=false", "-input=false", "-no-color"], self.base
+        )
         self.steps.append(step)
         return step
 
@@ -234,13 +244,20 @@ class UpgradePlans:
         directory = self.workdir / change.name / "stack"
         # The applied directory: provider lock, .terraform (symlinks into the plugin cache) and
         # the state; only the configuration is the variant's.
-        shutil.copytree(start_from, directory, symlinks=True, ignore=shutil.ignore_patterns("plan.tfplan", "*.lock.info"))
+        shutil.copytree(
+            start_from, directory, symlinks=True, ignore=shutil.ignore_patterns("plan.tfplan", "*.lock.info")
+        )
         shutil.copyfile(stack_dir / "cdk.tf.json", directory / "cdk.tf.json")
         planned.directory = directory
-        plan = self.terraform_step("plan", ["plan", "-refresh=false", "-lock=false", "-input=false", "-no-color", "-out=plan.tfplan"], directory)
+        plan = self.terraform_step(
+            "plan",
+            ["plan", "-refresh=false", "-lock=false", "-input=false", "-no-color", "-out=plan.tfplan"],
+            directory,
+        )
         planned.seconds["plan"] = plan.seconds
         if plan.returncode != 0:
-            planned.error = f"terraform plan exited {plan.returncode}: {terraform_errors(plan.output.splitlines()) or plan.output[-2000:]}"
+            errors = terraform_errors(plan.output.splitlines()) or plan.output[-2000:]
+            planned.error = f"terraform plan exited {plan.returncode}: {errors}"
             return planned
         show = self.terraform_step("show", ["show", "-json", "plan.tfplan"], directory)
         planned.seconds["show"] = show.seconds
@@ -248,15 +265,21 @@ class UpgradePlans:
             planned.error = f"terraform show exited {show.returncode}: {show.output[-2000:]}"
             return planned
         planned.plan = json.loads(show.output)
-        planned.resources = resource_changes(planned.plan, construct_paths(json.loads((directory / "cdk.tf.json").read_text())))
+        planned.resources = resource_changes(
+            planned.plan, construct_paths(json.loads((directory / "cdk.tf.json").read_text()))
+        )
         if change.apply:
-            apply = self.terraform_step("apply", ["apply", "-json", "-input=false", "-no-color", "plan.tfplan"], directory)
+            apply = self.terraform_step(
+                "apply", ["apply", "-json", "-input=false", "-no-color", "plan.tfplan"], directory
+            )
             planned.seconds["apply"] = apply.seconds
             events = [json.loads(line) for line in apply.output.splitlines() if line.startswith("{")]
             planned.applied = events
             if apply.returncode != 0:
                 errors = [event.get("@message", "") for event in events if event.get("@level") == "error"]
-                planned.error = f"terraform apply exited {apply.returncode}: {'; '.join(errors) or apply.output[-2000:]}"
+                planned.error = (
+                    f"terraform apply exited {apply.returncode}: {'; '.join(errors) or apply.output[-2000:]}"
+                )
         return planned
 
     def plan_all(self, changes: tuple[Change, ...] = CHANGES) -> dict[str, Planned]:
@@ -277,7 +300,10 @@ class UpgradePlans:
                     run(follower, planned.directory)
 
         # Rows that apply (and the rows planned after them) take longest: they start first.
-        roots = sorted((change for change in changes if not change.after), key=lambda change: (not followers.get(change.name), not change.apply))
+        roots = sorted(
+            (change for change in changes if not change.after),
+            key=lambda change: (not followers.get(change.name), not change.apply),
+        )
         with ThreadPoolExecutor(max_workers=PARALLEL_PLANS) as pool:
             for future in [pool.submit(run, change, self.base) for change in roots]:
                 future.result()
@@ -298,7 +324,9 @@ def report(results: dict[str, Planned]) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.emulator.upgrades", description=__doc__.split("\n\n")[0])
     parser.add_argument("--env", default="staging", help="shipped environment to apply and change (default: staging)")
-    parser.add_argument("--only", action="append", default=[], metavar="NAME", help="only these rows (and what they need)")
+    parser.add_argument(
+        "--only", action="append", default=[], metavar="NAME", help="only these rows (and what they need)"
+    )
     args = parser.parse_args(argv)
 
     import pytest
@@ -328,7 +356,10 @@ def main(argv: list[str] | None = None) -> int:
                 replan = side.submit(runner.replan_base)
                 results = runner.plan_all(chosen)
                 step = replan.result()
-            print(f"re-plan of the unchanged file: exit {step.returncode} ({'empty' if step.returncode == 0 else 'NOT EMPTY'}), {step.seconds:.1f}s")
+            print(
+                f"re-plan of the unchanged file: exit {step.returncode} "
+                f"({'empty' if step.returncode == 0 else 'NOT EMPTY'}), {step.seconds:.1f}s"
+            )
             for line in report(results):
                 print(line)
     return 0

@@ -1,5 +1,6 @@
 """`make twin ENV=staging`: synthesize one environment, run its stack as the twin, print the
 endpoint, the flow matrix and the drill timings, and keep it up until Ctrl-C."""
+
 from __future__ import annotations
 
 import argparse
@@ -24,7 +25,9 @@ def main() -> int:
     parser.add_argument("--stack", type=Path, help="a synthesized cdk.tf.json to run instead of synthesizing --env")
     parser.add_argument("--no-drills", action="store_true", help="skip the failure drills")
     parser.add_argument("--no-wait", action="store_true", help="stop after the report instead of waiting for Ctrl-C")
-    parser.add_argument("--keep-logs", action="store_true", help="keep the containers' logs (and the twin's directory) after it stops")
+    parser.add_argument(
+        "--keep-logs", action="store_true", help="keep the containers' logs (and the twin's directory) after it stops"
+    )
     args = parser.parse_args()
     reason = unsupported() or missing()
     if reason:
@@ -33,7 +36,11 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as outdir:
         stack = args.stack
         if stack is None:
-            synth = subprocess.run([sys.executable, str(PROJECT_DIR / "main.py"), "--env", args.env, "--outdir", outdir], capture_output=True, text=True)
+            synth = subprocess.run(
+                [sys.executable, str(PROJECT_DIR / "main.py"), "--env", args.env, "--outdir", outdir],
+                capture_output=True,
+                text=True,
+            )
             if synth.returncode != 0:
                 print(synth.stderr, end="", file=sys.stderr)
                 return synth.returncode
@@ -51,7 +58,8 @@ def main() -> int:
             print(
                 f"\nendpoint (from the ALB's namespace): http://{target.address}:{target.service.target_port}\n"
                 f"  ip netns exec {twin.fabric.endpoints['alb'].namespace} curl -s http://{target.address}:{target.service.target_port}/v1/models\n"
-                f"logs: {twin.workdir}/tasks/*/container.log" + ("" if args.keep_logs else " (removed when the twin stops; --keep-logs keeps them)")
+                f"logs: {twin.workdir}/tasks/*/container.log"
+                + ("" if args.keep_logs else " (removed when the twin stops; --keep-logs keeps them)")
             )
             if not args.no_wait:
                 print("the twin stays up until Ctrl-C")

@@ -8,6 +8,7 @@ One table per concern, each the only place that knows it:
 Everything else (environment, secrets, mount points, health checks) is taken as written,
 with container paths mapped to per-task directories.
 """
+
 from __future__ import annotations
 
 import shutil
@@ -94,7 +95,7 @@ def map_paths(value: str, mounts: dict[str, Path]) -> str:
         for prefix in ("", "="):
             marker = prefix + container_path
             position = value.find(marker)
-            if position != -1 and (position == 0 or prefix == "=") and value[position + len(marker):][:1] in ("", "/"):
+            if position != -1 and (position == 0 or prefix == "=") and value[position + len(marker) :][:1] in ("", "/"):
                 start = position + len(prefix)
-                return value[:start] + str(host_dir) + value[start + len(container_path):]
+                return value[:start] + str(host_dir) + value[start + len(container_path) :]
     return value

@@ -2,6 +2,7 @@
 frontend and the mocker find `config.json` and a tokenizer under the configured model id
 with HF_HUB_OFFLINE=1. Made with the `tokenizers` package that ai-dynamo installs; run in
 the twin's venv: python -m tests.twin.hf_model HF_HOME MODEL_ID."""
+
 from __future__ import annotations
 
 import json

@@ -7,6 +7,7 @@ pyenv's interpreters usually live) nor a checkout inside it. Where this is not L
 root or has no apt-get, it says why in one line and changes nothing: the twin layer then
 skips with the same reason.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -69,12 +70,21 @@ def install() -> None:
     if reason:
         print(f"twin: skipped set-up: {reason}")
         return
-    needed = [package for package, executable in PACKAGES.items() if (executable and not shutil.which(executable)) or (executable is None and not BASE_PYTHON.exists())]
-    if needed or subprocess.run([str(BASE_PYTHON), "-c", "import ensurepip, venv"], capture_output=True).returncode != 0:
+    needed = [
+        package
+        for package, executable in PACKAGES.items()
+        if (executable and not shutil.which(executable)) or (executable is None and not BASE_PYTHON.exists())
+    ]
+    if (
+        needed
+        or subprocess.run([str(BASE_PYTHON), "-c", "import ensurepip, venv"], capture_output=True).returncode != 0
+    ):
         needed = needed or ["python3-venv"]
         environment = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
         subprocess.run(["apt-get", "update", "-qq"], check=True, env=environment)
-        subprocess.run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", *needed], check=True, env=environment)
+        subprocess.run(
+            ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *needed], check=True, env=environment
+        )
     target = venv_dir()
     if not (target / ".installed").exists():
         shutil.rmtree(target, ignore_errors=True)

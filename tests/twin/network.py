@@ -12,6 +12,7 @@ carried anything), then one DROP per known peer (so drops are counted per source
 destination). conntrack's event stream in each namespace records every connection the
 destination admitted: that is the observed flow log.
 """
+
 from __future__ import annotations
 
 import ipaddress
@@ -27,7 +28,9 @@ from pathlib import Path
 PREFIX = "dtwin"
 SUBNET = ipaddress.ip_network("198.18.0.0/24")
 NETNS_ETC = Path("/etc/netns")
-FLOW_EVENT = re.compile(r"\[NEW\] tcp\s+\d+\s+\d+\s+\S+\s+src=(?P<src>\S+) dst=(?P<dst>\S+) sport=\d+ dport=(?P<dport>\d+)")
+FLOW_EVENT = re.compile(
+    r"\[NEW\] tcp\s+\d+\s+\d+\s+\S+\s+src=(?P<src>\S+) dst=(?P<dst>\S+) sport=\d+ dport=(?P<dport>\d+)"
+)
 COUNTED_RULE = re.compile(r"^\s*(?P<packets>\d+)\s+\d+\s.*/\* (?P<comment>.+?) \*/")
 CHAIN = re.compile(r"^Chain (?P<chain>\S+)")
 
@@ -120,7 +123,22 @@ class Fabric:
         self._next_host += 1
         namespace = f"{self.prefix}-{key}"
         run("ip", "netns", "add", namespace)
-        run("ip", "link", "add", "name", "eth0", "netns", namespace, "type", "veth", "peer", "name", peer, "netns", self.namespace)
+        run(
+            "ip",
+            "link",
+            "add",
+            "name",
+            "eth0",
+            "netns",
+            namespace,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            peer,
+            "netns",
+            self.namespace,
+        )
         run("ip", "link", "set", peer, "master", "br0", "up", namespace=self.namespace)
         for command in (
             ("ip", "addr", "add", f"{address}/{SUBNET.prefixlen}", "dev", "eth0"),
@@ -191,25 +209,38 @@ class Fabric:
         for endpoint in endpoints:
             self._collect_counters(endpoint)
             lines = ["*filter", ":INPUT DROP [0:0]", ":FORWARD DROP [0:0]", ":OUTPUT DROP [0:0]"]
-            for chain, direction, side, interface in (("INPUT", "ingress", "-s", "-i"), ("OUTPUT", "egress", "-d", "-o")):
-                lines += [f"-A {chain} {interface} lo -j ACCEPT", f"-A {chain} -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT"]
+            for chain, direction, side, interface in (
+                ("INPUT", "ingress", "-s", "-i"),
+                ("OUTPUT", "egress", "-d", "-o"),
+            ):
+                lines += [
+                    f"-A {chain} {interface} lo -j ACCEPT",
+                    f"-A {chain} -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT",
+                ]
                 for rule in rules:
                     if rule.direction != direction or rule.group not in endpoint.groups:
                         continue
                     peers = members.get(rule.peer_group, []) if rule.peer_group else [rule.cidr]
                     for peer in peers:
                         lines.append(
-                            f"-A {chain} -p tcp {side} {peer} --dport {rule.from_port}:{rule.to_port} -m conntrack --ctstate NEW "
+                            f"-A {chain} -p tcp {side} {peer} --dport {rule.from_port}:{rule.to_port} -m conntrack "
+                            "--ctstate NEW "
                             f'-m comment --comment "allow {rule.name}" -j ACCEPT'
                         )
                 for other in endpoints:
                     if other is not endpoint:
-                        lines.append(f'-A {chain} -p tcp --syn {side} {other.address} -m comment --comment "drop {other.key}" -j DROP')
+                        lines.append(
+                            f'-A {chain} -p tcp --syn {side} {other.address} -m comment --comment "drop {other.key}" '
+                            "-j DROP"
+                        )
                 # A stopped task's address has no interface any more: on AWS such a SYN goes
                 # unanswered; here the sender's own rules drop it, named so it is not taken
                 # for a rule that blocks Dynamo.
                 for gone in self.detached:
-                    lines.append(f'-A {chain} -p tcp --syn {side} {gone.address} -m comment --comment "drop {gone.key} (stopped)" -j DROP')
+                    lines.append(
+                        f'-A {chain} -p tcp --syn {side} {gone.address} -m comment --comment "drop {gone.key} '
+                        '(stopped)" -j DROP'
+                    )
                 lines.append(f'-A {chain} -p tcp --syn -m comment --comment "drop elsewhere" -j DROP')
             lines.append("COMMIT")
             subprocess.run(

@@ -2,6 +2,7 @@
 environment file: services and their containers, security groups and their rules, Cloud
 Map names, the ALB's target group, and what the GPU instances' user data does to the
 model-cache directory."""
+
 from __future__ import annotations
 
 import ipaddress
@@ -103,9 +104,12 @@ def read_plan(stack_file: Path) -> StackPlan:
     resources = stack["resource"]
     stack_name = next(iter(resources["aws_vpc"].values()))["//"]["metadata"]["path"].split("/", 1)[0]
 
-    namespaces = {logical: body["name"] for logical, body in resources["aws_service_discovery_private_dns_namespace"].items()}
+    namespaces = {
+        logical: body["name"] for logical, body in resources["aws_service_discovery_private_dns_namespace"].items()
+    }
+    namespace_type = "aws_service_discovery_private_dns_namespace"
     cloud_map = {
-        logical: f"{body['name']}.{namespaces[_referenced(body['dns_config']['namespace_id'], 'aws_service_discovery_private_dns_namespace')]}"
+        logical: f"{body['name']}.{namespaces[_referenced(body['dns_config']['namespace_id'], namespace_type)]}"
         for logical, body in resources["aws_service_discovery_service"].items()
     }
     task_definitions = resources["aws_ecs_task_definition"]
@@ -122,8 +126,12 @@ def read_plan(stack_file: Path) -> StackPlan:
             desired_count=body["desired_count"],
             container=container,
             volumes=tuple(_volume(volume) for volume in definition.get("volume") or []),
-            security_groups=tuple(_referenced(group, "aws_security_group") for group in body["network_configuration"]["security_groups"]),
-            cloud_map_name=cloud_map[_referenced(registry["registry_arn"], "aws_service_discovery_service")] if registry else None,
+            security_groups=tuple(
+                _referenced(group, "aws_security_group") for group in body["network_configuration"]["security_groups"]
+            ),
+            cloud_map_name=cloud_map[_referenced(registry["registry_arn"], "aws_service_discovery_service")]
+            if registry
+            else None,
             target_port=balancers[0]["container_port"] if balancers else None,
         )
 
@@ -147,7 +155,7 @@ def read_plan(stack_file: Path) -> StackPlan:
     (target_group,) = resources["aws_lb_target_group"].values()
     (template,) = resources["aws_launch_template"].values()
     user_data = BASE64_USER_DATA.match(template["user_data"])
-    assert user_data, "the launch template's user data is not base64encode(\"...\")"
+    assert user_data, 'the launch template\'s user data is not base64encode("...")'
     return StackPlan(
         stack_name=stack_name,
         services=services,

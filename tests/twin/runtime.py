@@ -7,21 +7,22 @@ from its own namespace; security groups are enforced (network.py). What runs is 
 task definitions say (containers.py), with the real Dynamo frontend, the mocker in place
 of vLLM, and Debian's etcd and nats-server.
 """
+
 from __future__ import annotations
 
 import http.client
 import json
 import os
-import signal
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from tests.twin.containers import image_user, map_paths, translate_command, translate_health_check
 from tests.twin.network import Fabric, remove_leftovers
@@ -88,7 +89,9 @@ class DrillResult:
 
 
 class Twin:
-    def __init__(self, plan: StackPlan, dynamo_python: Path, *, run_name: str, log: Callable[[str], None] = print) -> None:
+    def __init__(
+        self, plan: StackPlan, dynamo_python: Path, *, run_name: str, log: Callable[[str], None] = print
+    ) -> None:
         self.plan = plan
         # Its own directory in the system's temporary directory, open for the containers'
         # users to traverse (a pytest tmp_path is private to root).
@@ -138,10 +141,19 @@ class Twin:
                 if not lines:
                     raise RuntimeError(f"the GPU instances' user data never creates {volume.host_path}")
                 for line in lines:
-                    subprocess.run(["bash", "-euc", line.replace(volume.host_path, str(host_dir))], check=True, timeout=30)
+                    subprocess.run(
+                        ["bash", "-euc", line.replace(volume.host_path, str(host_dir))], check=True, timeout=30
+                    )
                 uid, gid = image_user(service.container["image"])
                 probe = subprocess.run(
-                    ["setpriv", f"--reuid={uid}", f"--regid={gid}", "--clear-groups", "touch", str(host_dir / ".twin-write-probe")],
+                    [
+                        "setpriv",
+                        f"--reuid={uid}",
+                        f"--regid={gid}",
+                        "--clear-groups",
+                        "touch",
+                        str(host_dir / ".twin-write-probe"),
+                    ],
                     capture_output=True,
                     text=True,
                 )
@@ -201,7 +213,9 @@ class Twin:
             else:
                 mounts[point["containerPath"]] = task_dir / "volumes" / volume.name
                 mounts[point["containerPath"]].mkdir(parents=True)
-        if container["image"].startswith("nvcr.io/nvidia/ai-dynamo/") and "HF_HOME" not in {item["name"] for item in container["environment"]}:
+        if container["image"].startswith("nvcr.io/nvidia/ai-dynamo/") and "HF_HOME" not in {
+            item["name"] for item in container["environment"]
+        }:
             # What this process would download into its default Hugging Face cache.
             self._write_model(home / ".cache" / "huggingface", uid, gid)
         subprocess.run(["chown", "-R", f"{uid}:{gid}", str(task_dir)], check=True)
@@ -233,7 +247,10 @@ class Twin:
         with self._lock:
             self.tasks[key] = task
             self._publish_names()  # its security groups are already in place
-        self._event(f"started {key} at {endpoint.address}" + (f" (dropped for the mocker: {', '.join(translation.dropped)})" if translation.dropped else ""))
+        self._event(
+            f"started {key} at {endpoint.address}"
+            + (f" (dropped for the mocker: {', '.join(translation.dropped)})" if translation.dropped else "")
+        )
         threading.Thread(target=self._health_checks, args=(task, uid, gid), daemon=True).start()
         return task
 
@@ -365,7 +382,8 @@ class Twin:
 
     def describe_tasks(self) -> str:
         return "; ".join(
-            f"{task.key} {'healthy' if task.healthy_at else 'unhealthy'} log tail: {task.log.read_text()[-400:]!r} health: {task.health_output!r}"
+            f"{task.key} {'healthy' if task.healthy_at else 'unhealthy'} log tail: {task.log.read_text()[-400:]!r} "
+            f"health: {task.health_output!r}"
             for task in self.tasks.values()
         )
 
@@ -422,8 +440,16 @@ class Twin:
         except (OSError, ConnectionError) as error:
             return Response(None, error=f"{type(error).__name__}: {error}")
 
-    def completion(self, *, stream: bool, model: str | None = None, chat: bool = True, max_tokens: int = 8, timeout: float = 20,
-                   on_chunk: Callable[[int], None] | None = None) -> Response:
+    def completion(
+        self,
+        *,
+        stream: bool,
+        model: str | None = None,
+        chat: bool = True,
+        max_tokens: int = 8,
+        timeout: float = 20,
+        on_chunk: Callable[[int], None] | None = None,
+    ) -> Response:
         model = model or self.served_model
         if chat:
             path, payload = "/v1/chat/completions", {"messages": [{"role": "user", "content": "Hello from the twin"}]}
@@ -475,9 +501,19 @@ class Twin:
 
     def metrics(self, task: Task) -> str:
         """The task's /metrics, read from inside its namespace (as a sidecar would)."""
-        port = next(item["value"] for item in task.service.container["environment"] if item["name"] == "DYN_SYSTEM_PORT")
-        probe = f"import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:{port}/metrics', timeout=5).read().decode())"
-        result = subprocess.run(self.fabric.exec_argv(task.key) + [str(self.dynamo_python), "-c", probe], capture_output=True, text=True, timeout=30)
+        port = next(
+            item["value"] for item in task.service.container["environment"] if item["name"] == "DYN_SYSTEM_PORT"
+        )
+        probe = (
+            "import urllib.request; "
+            f"print(urllib.request.urlopen('http://127.0.0.1:{port}/metrics', timeout=5).read().decode())"
+        )
+        result = subprocess.run(
+            self.fabric.exec_argv(task.key) + [str(self.dynamo_python), "-c", probe],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
         return result.stdout
 
     def requests_served(self, role: str) -> int:
@@ -501,7 +537,14 @@ class Twin:
         """Kill the role's task as a crash or a Fargate retirement would; ECS starts a new one
         (new address; new task storage, or the same EFS data)."""
         victim = self.running(role)[0]
-        return self._drill(f"{role} task replaced", victim.key, lambda: self.stop_task(victim.key), observe=observe, settle=settle, deadline=deadline)
+        return self._drill(
+            f"{role} task replaced",
+            victim.key,
+            lambda: self.stop_task(victim.key),
+            observe=observe,
+            settle=settle,
+            deadline=deadline,
+        )
 
     def etcd_members_killed_drill(self, count: int, *, start_delay: float, observe: float) -> DrillResult:
         """Kill `count` etcd members at once; ECS starts each again after `start_delay`
@@ -543,7 +586,14 @@ class Twin:
                         raise TimeoutError(f"{role} did not come back: {self.describe_tasks()}")
                     time.sleep(0.2)
 
-        result = self._drill("etcd members rolled one at a time", ", ".join(self.etcd_roles()), roll, observe=observe, settle=3, deadline=180)
+        result = self._drill(
+            "etcd members rolled one at a time",
+            ", ".join(self.etcd_roles()),
+            roll,
+            observe=observe,
+            settle=3,
+            deadline=180,
+        )
         result.rejoined = self.etcd_members() == members_before
         return result
 
@@ -552,16 +602,21 @@ class Twin:
         for role in self.etcd_roles():
             for task in self.running(role):
                 listing = subprocess.run(
-                    self.fabric.exec_argv(task.key) + ["etcdctl", "--endpoints=http://127.0.0.1:2379", "member", "list", "-w", "json"],
+                    self.fabric.exec_argv(task.key)
+                    + ["etcdctl", "--endpoints=http://127.0.0.1:2379", "member", "list", "-w", "json"],
                     capture_output=True,
                     text=True,
                     timeout=30,
                 )
                 if listing.returncode == 0:
-                    return {member.get("name", ""): f"{member['ID']:x}" for member in json.loads(listing.stdout)["members"]}
+                    return {
+                        member.get("name", ""): f"{member['ID']:x}" for member in json.loads(listing.stdout)["members"]
+                    }
         return {}
 
-    def _drill(self, name: str, killed: str, action: Callable[[], object], *, observe: float, settle: float, deadline: float) -> DrillResult:
+    def _drill(
+        self, name: str, killed: str, action: Callable[[], object], *, observe: float, settle: float, deadline: float
+    ) -> DrillResult:
         """Runs `action` (the kill) and tries a completion every half second for at least
         `observe` seconds (longer than the processes need to notice), until completions have
         succeeded for `settle` seconds with every service back at its count."""
@@ -580,12 +635,21 @@ class Twin:
                 failures += 1
                 first_failure = first_failure or now
                 last_failure, good_since = now, None
-            settled = not acting.is_alive() and all(len(self.running(role)) >= service.desired_count for role, service in self.plan.services.items())
+            settled = not acting.is_alive() and all(
+                len(self.running(role)) >= service.desired_count for role, service in self.plan.services.items()
+            )
             if good_since and settled and now - good_since >= settle and now - killed_at >= observe:
                 recovered = (good_since - killed_at) if last_failure else 0.0
                 break
             time.sleep(0.5)
-        return DrillResult(name, killed, first_failure and first_failure - killed_at, recovered, failures, *self._exits_since(start_events))
+        return DrillResult(
+            name,
+            killed,
+            first_failure and first_failure - killed_at,
+            recovered,
+            failures,
+            *self._exits_since(start_events),
+        )
 
     def _exits_since(self, index: int) -> tuple[list[str], list[str]]:
         events = [event.what.split(" ") for event in self.events[index:]]
@@ -604,7 +668,8 @@ class Twin:
         outcome: dict[str, Response] = {}
         stream = threading.Thread(
             target=lambda: outcome.setdefault(
-                "response", self.completion(stream=True, max_tokens=600, timeout=60, on_chunk=lambda n: n >= 20 and progress.set())
+                "response",
+                self.completion(stream=True, max_tokens=600, timeout=60, on_chunk=lambda n: n >= 20 and progress.set()),
             ),
             daemon=True,
         )
@@ -612,7 +677,14 @@ class Twin:
         if not progress.wait(30):
             raise TimeoutError("the stream produced no tokens")
         serving = max(self.running("decode"), key=self.inflight)
-        result = self._drill("decode worker killed mid-stream", serving.key, lambda: self.stop_task(serving.key), observe=15, settle=3, deadline=90)
+        result = self._drill(
+            "decode worker killed mid-stream",
+            serving.key,
+            lambda: self.stop_task(serving.key),
+            observe=15,
+            settle=3,
+            deadline=90,
+        )
         stream.join(90)
         return result, outcome.get("response", Response(None, error="stream did not finish"))
 
@@ -630,7 +702,9 @@ class Twin:
 
     def groups_of(self, key: str) -> set[str]:
         role = key.rsplit("-", 1)[0]
-        return set(self.plan.balancer.security_groups) if key == "alb" else set(self.plan.services[role].security_groups)
+        return (
+            set(self.plan.balancer.security_groups) if key == "alb" else set(self.plan.services[role].security_groups)
+        )
 
     def flows(self, since: float = 0.0) -> dict[tuple[str, str, int], dict]:
         """(source role, destination role, port) -> count and the rules that admitted it."""
@@ -641,18 +715,33 @@ class Twin:
                 if flow.at - self.epoch < since:
                     continue
                 source_key = self.history.get(flow.source, flow.source)
-                row = matrix.setdefault((self.role_of(flow.source), self.role_of(flow.destination), flow.port), {"count": 0, "rules": set()})
+                row = matrix.setdefault(
+                    (self.role_of(flow.source), self.role_of(flow.destination), flow.port), {"count": 0, "rules": set()}
+                )
                 row["count"] += 1
-                row["rules"] |= {rule.name for rule in self.admitting_rules(source_key, endpoint.key, flow.source, flow.destination, flow.port)}
+                row["rules"] |= {
+                    rule.name
+                    for rule in self.admitting_rules(source_key, endpoint.key, flow.source, flow.destination, flow.port)
+                }
         return matrix
 
-    def admitting_rules(self, source_key: str, destination_key: str, source: str, destination: str, port: int) -> list[Rule]:
+    def admitting_rules(
+        self, source_key: str, destination_key: str, source: str, destination: str, port: int
+    ) -> list[Rule]:
         source_groups, destination_groups = self.groups_of(source_key), self.groups_of(destination_key)
         return [
             rule
             for rule in self.plan.rules
-            if (rule.direction == "ingress" and rule.group in destination_groups and rule.admits(port, source_groups, source))
-            or (rule.direction == "egress" and rule.group in source_groups and rule.admits(port, destination_groups, destination))
+            if (
+                rule.direction == "ingress"
+                and rule.group in destination_groups
+                and rule.admits(port, source_groups, source)
+            )
+            or (
+                rule.direction == "egress"
+                and rule.group in source_groups
+                and rule.admits(port, destination_groups, destination)
+            )
         ]
 
     def drops(self) -> dict[tuple[str, str], int]:
@@ -667,7 +756,11 @@ class Twin:
         return dropped
 
     def idle_rules(self) -> list[Rule]:
-        carried = {comment.removeprefix("allow ") for (_, _, comment), packets in self.fabric.read_counters().items() if packets}
+        carried = {
+            comment.removeprefix("allow ")
+            for (_, _, comment), packets in self.fabric.read_counters().items()
+            if packets
+        }
         return [rule for rule in self.plan.rules if rule.name not in carried]
 
     def close(self, *, keep_logs: bool = False) -> None:

@@ -1,4 +1,5 @@
 """The twin's scenario for one stack, as `make test` and `make twin` run it, and its report."""
+
 from __future__ import annotations
 
 import time
@@ -35,7 +36,9 @@ class Report:
     serving_drops: dict[tuple[str, str], int] = field(default_factory=dict)
     flows: dict[tuple[str, str, int], dict] = field(default_factory=dict)
     idle_rules: list[str] = field(default_factory=list)
-    drills: dict[str, DrillResult] = field(default_factory=dict)  # nats, worker, etcd | etcd-member, etcd-roll, etcd-quorum
+    drills: dict[str, DrillResult] = field(
+        default_factory=dict
+    )  # nats, worker, etcd | etcd-member, etcd-roll, etcd-quorum
     stream_across_kill: Response | None = None
     migration_attempted: bool = False
     drill_drops: dict[tuple[str, str], int] = field(default_factory=dict)
@@ -56,10 +59,15 @@ class Report:
         )
         for role, dropped in sorted(self.dropped_args.items()):
             out.append(f"  {role}: vLLM arguments the mocker does not take: {', '.join(dropped) or 'none'}")
-        out.append(f"  dropped by security groups while serving: {self._drops(self.serving_drops)}; during the drills: {self._drops(self.drill_drops)}")
+        out.append(
+            f"  dropped by security groups while serving: {self._drops(self.serving_drops)}; during the drills: "
+            f"{self._drops(self.drill_drops)}"
+        )
         out.append("  flows (source -> destination:port  connections  allowed by):")
         for (source, destination, port), row in sorted(self.flows.items()):
-            out.append(f"    {source:>8} -> {destination}:{port:<6} {row['count']:>4}  {', '.join(sorted(row['rules']))}")
+            out.append(
+                f"    {source:>8} -> {destination}:{port:<6} {row['count']:>4}  {', '.join(sorted(row['rules']))}"
+            )
         out.append("  rules that carried no flow (candidates to narrow, or not exercisable here):")
         out += [f"    {name}" for name in self.idle_rules]
         out.append("  drills (seconds after the kill):")
@@ -69,7 +77,11 @@ class Report:
             out.append(
                 f"    {drill.name}: first failed completion {first}, succeeding again {recovered} "
                 f"({drill.failures} failed tries); exited: {', '.join(drill.exited)}"
-                + ("" if drill.rejoined is None else f"; members rejoined with their data: {'yes' if drill.rejoined else 'no'}")
+                + (
+                    ""
+                    if drill.rejoined is None
+                    else f"; members rejoined with their data: {'yes' if drill.rejoined else 'no'}"
+                )
             )
         if self.stream_across_kill:
             stream = self.stream_across_kill
@@ -82,7 +94,10 @@ class Report:
 
     @staticmethod
     def _drops(drops: dict[tuple[str, str], int]) -> str:
-        return ", ".join(f"{source} -> {destination}: {count}" for (source, destination), count in sorted(drops.items())) or "none"
+        return (
+            ", ".join(f"{source} -> {destination}: {count}" for (source, destination), count in sorted(drops.items()))
+            or "none"
+        )
 
 
 def serve(twin: Twin, report: Report) -> None:
@@ -118,15 +133,23 @@ def drill(twin: Twin, report: Report, *, quorum_drill: bool = True) -> None:
     if len(members) == 1:
         report.drills["etcd"] = twin.replace_drill(members[0], observe=ETCD_OBSERVE_SECONDS)
     else:
-        report.drills["etcd-member"] = twin.etcd_members_killed_drill(1, start_delay=0, observe=ETCD_MEMBER_OBSERVE_SECONDS)
+        report.drills["etcd-member"] = twin.etcd_members_killed_drill(
+            1, start_delay=0, observe=ETCD_MEMBER_OBSERVE_SECONDS
+        )
         report.drills["etcd-roll"] = twin.etcd_roll_drill(observe=ETCD_MEMBER_OBSERVE_SECONDS)
         if quorum_drill:
             quorum = len(members) // 2 + 1
             report.drills["etcd-quorum"] = twin.etcd_members_killed_drill(
-                len(members) - quorum + 1, start_delay=FARGATE_START_SECONDS, observe=FARGATE_START_SECONDS + ETCD_OBSERVE_SECONDS
+                len(members) - quorum + 1,
+                start_delay=FARGATE_START_SECONDS,
+                observe=FARGATE_START_SECONDS + ETCD_OBSERVE_SECONDS,
             )
     total = twin.drops()
-    report.drill_drops = {pair: count - report.serving_drops.get(pair, 0) for pair, count in total.items() if count > report.serving_drops.get(pair, 0)}
+    report.drill_drops = {
+        pair: count - report.serving_drops.get(pair, 0)
+        for pair, count in total.items()
+        if count > report.serving_drops.get(pair, 0)
+    }
 
 
 def finish(twin: Twin, report: Report) -> None:
