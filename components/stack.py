@@ -19,8 +19,7 @@ from components.network import Network
 from components.observability import Alarms, LogGroups
 from components.security_groups import HTTP_PORT, HTTPS_PORT, SecurityGroups
 from components.workers import Frontend, GpuWorkers, dynamo_environment, frontend_command, secrets_for, worker_command
-from environments.schema import Environment, HcpBackend
-from environments.schema import S3Backend as S3BackendConfig
+from environments.schema import Environment, HcpBackendConfig, S3BackendConfig
 
 # The ALB's /health check proves that the frontend's HTTP server runs and has finished its
 # first discovery scan: Dynamo 1.2.1 answers 200 {"status":"healthy","endpoints":[],
@@ -319,7 +318,7 @@ class DynamoStack(TerraformStack):
             # Terraform >= 1.10 locks with a lock file next to the state; cdktf 0.21's
             # S3Backend predates the argument.
             self.add_override("terraform.backend.s3.use_lockfile", True)
-        elif isinstance(backend, HcpBackend):
+        elif isinstance(backend, HcpBackendConfig):
             CloudBackend(
                 self,
                 organization=backend.organization,

@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from environments.schema import Environment, HcpBackend, S3Backend, account_ids
+from environments.schema import Environment, HcpBackendConfig, S3BackendConfig, account_ids
 
 ENVIRONMENTS_DIR = Path(__file__).resolve().parent
 BACKEND_TAGS = ("local", "s3", "hcp")
@@ -106,7 +106,7 @@ def _claims(environment: Environment) -> list[tuple[str, tuple[str, ...], str]]:
         )
     ]
     backend = environment.backend
-    if isinstance(backend, S3Backend):
+    if isinstance(backend, S3BackendConfig):
         claims.append(
             (
                 "backend.key",
@@ -115,7 +115,7 @@ def _claims(environment: Environment) -> list[tuple[str, tuple[str, ...], str]]:
                 "each environment needs a state of its own: give it another key",
             )
         )
-    elif isinstance(backend, HcpBackend):
+    elif isinstance(backend, HcpBackendConfig):
         claims.append(
             (
                 "backend.workspace",

@@ -133,7 +133,7 @@ def _problem(path: str, message: str) -> tuple[str, str]:
 STATE_FROM_STACK_DIR = "../../../state"
 
 
-class LocalBackend(Model):
+class LocalBackendConfig(Model):
     """State in a local file: fine for one person's dev environment, nothing shared."""
 
     type: Literal["local"] = "local"
@@ -151,7 +151,7 @@ class LocalBackend(Model):
         return self.path or f"{STATE_FROM_STACK_DIR}/terraform.{stack_name}.tfstate"
 
 
-class S3Backend(Model):
+class S3BackendConfig(Model):
     """State in S3 with Terraform's native lock file (no DynamoDB table needed)."""
 
     type: Literal["s3"]
@@ -161,7 +161,7 @@ class S3Backend(Model):
     kms_key_arn: KmsKeyArn | None = Field(None, description="KMS key for state encryption; default SSE-S3.")
 
 
-class HcpBackend(Model):
+class HcpBackendConfig(Model):
     """State in an HCP Terraform (or Terraform Enterprise) workspace."""
 
     type: Literal["hcp"]
@@ -173,7 +173,7 @@ class HcpBackend(Model):
 # --- network ----------------------------------------------------------------------
 
 
-class Network(Model):
+class NetworkConfig(Model):
     cidr: Cidr = Field("10.0.0.0/16", description="VPC CIDR block, /16 to /20.")
     az_count: int = Field(
         2,
@@ -193,7 +193,7 @@ class Network(Model):
     )
 
     @model_validator(mode="after")
-    def _subnets(self) -> Network:
+    def _subnets(self) -> NetworkConfig:
         vpc = ipaddress.IPv4Network(self.cidr)
         problems = []
         if not 16 <= vpc.prefixlen <= 20:
@@ -230,7 +230,7 @@ class Network(Model):
 # --- GPU fleet, image, model ------------------------------------------------------
 
 
-class GpuFleet(Model):
+class GpuFleetConfig(Model):
     instance_type: GpuInstanceType = Field(
         "g6e.2xlarge", description="GPU instance type (see environments/catalog.py)."
     )
@@ -259,7 +259,7 @@ class GpuFleet(Model):
     )
 
     @model_validator(mode="after")
-    def _bounds(self) -> GpuFleet:
+    def _bounds(self) -> GpuFleetConfig:
         problems = []
         if self.min_instances > self.max_instances:
             problems.append(
@@ -288,7 +288,7 @@ class GpuFleet(Model):
         return self.min_instances if self.desired_instances is None else self.desired_instances
 
 
-class Image(Model):
+class ImageConfig(Model):
     repository: str = Field(
         "nvcr.io/nvidia/ai-dynamo/vllm-runtime",
         pattern=r"^[a-z0-9][a-z0-9._/:-]*[a-z0-9]$",
@@ -335,13 +335,13 @@ class ModelConfig(Model):
 # --- services ---------------------------------------------------------------------
 
 
-class Scaling(Model):
+class ScalingConfig(Model):
     count: int = Field(ge=1, le=1000, description="Desired tasks at deploy time.")
     min_count: int = Field(ge=0, le=1000, description="Application Auto Scaling minimum.")
     max_count: int = Field(ge=1, le=1000, description="Application Auto Scaling maximum.")
 
     @model_validator(mode="after")
-    def _ordered(self) -> Scaling:
+    def _ordered(self) -> ScalingConfig:
         problems = []
         if self.min_count > self.max_count:
             problems.append(_problem("min_count", f"{self.min_count} is above max_count ({self.max_count})"))
@@ -355,7 +355,7 @@ class Scaling(Model):
         return self
 
 
-class Frontend(Scaling):
+class FrontendConfig(ScalingConfig):
     count: int = Field(1, ge=1, le=1000, description="Desired frontend tasks at deploy time.")
     min_count: int = Field(1, ge=0, le=1000, description="Application Auto Scaling minimum.")
     max_count: int = Field(4, ge=1, le=1000, description="Application Auto Scaling maximum.")
@@ -395,7 +395,7 @@ class Frontend(Scaling):
     )
 
 
-class GpuWorker(Scaling):
+class GpuWorkerConfig(ScalingConfig):
     count: int = Field(1, ge=1, le=1000, description="Desired workers at deploy time.")
     min_count: int = Field(1, ge=0, le=1000, description="Application Auto Scaling minimum.")
     max_count: int = Field(2, ge=1, le=1000, description="Application Auto Scaling maximum.")
@@ -421,27 +421,27 @@ class GpuWorker(Scaling):
         return self.rollout == "in_place" and self.min_count < 2
 
     @model_validator(mode="after")
-    def _shm(self) -> GpuWorker:
+    def _shm(self) -> GpuWorkerConfig:
         if self.shared_memory_mib >= self.memory:
             _raise([_problem("shared_memory_mib", f"{self.shared_memory_mib} must be below memory ({self.memory})")])
         return self
 
 
-class FargateTask(Model):
+class FargateTaskConfig(Model):
     image: ImageReference
     cpu: int = Field(512, description="CPU units; a Fargate size.")
     memory: int = Field(1024, description="Memory in MiB; valid for the CPU size on Fargate.")
 
 
-class Etcd(FargateTask):
+class EtcdConfig(FargateTaskConfig):
     image: ImageReference = Field("quay.io/coreos/etcd:v3.5.21", description="Upstream etcd image.")
 
 
-class Nats(FargateTask):
+class NatsConfig(FargateTaskConfig):
     image: ImageReference = Field("nats:2.11-alpine", description="NATS server image; started with JetStream (-js).")
 
 
-class ControlPlane(Model):
+class ControlPlaneConfig(Model):
     etcd_members: Literal[1, 3] = Field(
         3,
         description=(
@@ -454,11 +454,11 @@ class ControlPlane(Model):
             "on-demand, us-east-1): ~$18 a month for 1, ~$54 for 3; EFS adds cents."
         ),
     )
-    etcd: Etcd = Field(default_factory=Etcd)
-    nats: Nats = Field(default_factory=Nats)
+    etcd: EtcdConfig = Field(default_factory=EtcdConfig)
+    nats: NatsConfig = Field(default_factory=NatsConfig)
 
 
-class LoadBalancer(Model):
+class LoadBalancerConfig(Model):
     internal: bool = Field(False, description="Internal ALB (private subnets) instead of internet-facing.")
     allowed_cidrs: list[Cidr] = Field(["0.0.0.0/0"], min_length=1, description="Who may reach the listener ports.")
     certificate_arn: CertificateArn | None = Field(
@@ -482,14 +482,14 @@ class LoadBalancer(Model):
     waf_acl_arn: WafAclArn | None = Field(None, description="Regional WAFv2 web ACL associated with the ALB.")
 
 
-class Logging(Model):
+class LoggingConfig(Model):
     retention_days: RetentionDays = Field(30, description="CloudWatch Logs retention for every log group.")
     alarm_topic_arn: SnsTopicArn | None = Field(
         None, description="Existing SNS topic for alarms; default a new encrypted topic."
     )
 
 
-class Schedule(Model):
+class ScheduleConfig(Model):
     """Scale every service to zero outside working hours (the GPU fleet follows)."""
 
     timezone: str = Field(
@@ -509,20 +509,22 @@ class Environment(Model):
         "disaggregated",
         description="`aggregated`: decode workers do everything; `disaggregated`: separate prefill workers.",
     )
-    backend: LocalBackend | S3Backend | HcpBackend = Field(default_factory=LocalBackend, discriminator="type")
-    network: Network = Field(default_factory=Network)
-    gpu_fleet: GpuFleet = Field(default_factory=GpuFleet)
-    image: Image = Field(default_factory=Image)
+    backend: LocalBackendConfig | S3BackendConfig | HcpBackendConfig = Field(
+        default_factory=LocalBackendConfig, discriminator="type"
+    )
+    network: NetworkConfig = Field(default_factory=NetworkConfig)
+    gpu_fleet: GpuFleetConfig = Field(default_factory=GpuFleetConfig)
+    image: ImageConfig = Field(default_factory=ImageConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
-    frontend: Frontend = Field(default_factory=Frontend)
-    decode: GpuWorker = Field(default_factory=GpuWorker)
-    prefill: GpuWorker | None = Field(
+    frontend: FrontendConfig = Field(default_factory=FrontendConfig)
+    decode: GpuWorkerConfig = Field(default_factory=GpuWorkerConfig)
+    prefill: GpuWorkerConfig | None = Field(
         None, description="Required in `disaggregated` mode, not allowed in `aggregated`."
     )
-    control_plane: ControlPlane = Field(default_factory=ControlPlane)
-    load_balancer: LoadBalancer = Field(default_factory=LoadBalancer)
-    logging: Logging = Field(default_factory=Logging)
-    schedule: Schedule | None = Field(None, description="Scale to zero outside working hours (dev).")
+    control_plane: ControlPlaneConfig = Field(default_factory=ControlPlaneConfig)
+    load_balancer: LoadBalancerConfig = Field(default_factory=LoadBalancerConfig)
+    logging: LoggingConfig = Field(default_factory=LoggingConfig)
+    schedule: ScheduleConfig | None = Field(None, description="Scale to zero outside working hours (dev).")
     secrets_kms_key_arn: KmsKeyArn | None = Field(
         None,
         description=(
@@ -534,7 +536,7 @@ class Environment(Model):
     def stack_name(self) -> str:
         return f"dynamo-{self.name}"
 
-    def gpu_workers(self) -> dict[str, GpuWorker]:
+    def gpu_workers(self) -> dict[str, GpuWorkerConfig]:
         workers = {"decode": self.decode}
         if self.prefill is not None:
             workers["prefill"] = self.prefill
@@ -600,13 +602,13 @@ def cross_field_problems(env: Environment) -> list[tuple[str, str]]:
                 f"(environments/catalog.py); allowed: 2 to {zones}",
             )
         )
-    if isinstance(env.backend, LocalBackend) and env.backend.path and _inside_output(env.backend.path):
+    if isinstance(env.backend, LocalBackendConfig) and env.backend.path and _inside_output(env.backend.path):
         problems.append(
             _problem(
                 "backend.path",
                 f'"{env.backend.path}" puts the state inside the output directory (a relative path starts from '
                 f"cdktf.out/stacks/{env.stack_name}/); use a path that leads out of it, e.g. the default "
-                f'"{LocalBackend().state_path(env.stack_name)}", or an absolute one',
+                f'"{LocalBackendConfig().state_path(env.stack_name)}", or an absolute one',
             )
         )
     for path, arn in _regional_arns(env):
@@ -742,7 +744,7 @@ def _fits_instance(
     return problems
 
 
-def _rollout_tasks(worker: GpuWorker) -> int:
+def _rollout_tasks(worker: GpuWorkerConfig) -> int:
     """Tasks of a role at its autoscaled maximum while it rolls out.
 
     A surge rollout (maximumPercent 200, minimumHealthyPercent 100) starts replacements

@@ -8,7 +8,7 @@ import shlex
 import pytest
 
 from environments.loader import ENVIRONMENTS_DIR, load
-from environments.schema import Environment, HcpBackend, S3Backend
+from environments.schema import Environment, HcpBackendConfig, S3BackendConfig
 from tests.conftest import ENVIRONMENTS
 from tests.stack_json import construct_path, containers, environment_of, one, reference_to, resources
 
@@ -91,12 +91,12 @@ def test_provider_tags_every_resource_by_default(case):
 def test_backend_follows_the_environment_file(case):
     env, stack = case
     backend = stack["terraform"]["backend"]
-    if isinstance(env.backend, S3Backend):
+    if isinstance(env.backend, S3BackendConfig):
         assert backend["s3"]["bucket"] == env.backend.bucket
         assert backend["s3"]["key"] == env.backend.key
         assert backend["s3"]["use_lockfile"] is True
         assert backend["s3"]["encrypt"] is True
-    elif isinstance(env.backend, HcpBackend):
+    elif isinstance(env.backend, HcpBackendConfig):
         assert backend["cloud"]["organization"] == env.backend.organization
     else:
         # Relative to the stack's directory: state/ beside cdktf.out/ (tests/test_state.py resolves it).

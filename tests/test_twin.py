@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from environments.schema import Image
+from environments.schema import ImageConfig
 from tests.conftest import ENVIRONMENTS, TWIN_REPORTS
 from tests.twin.containers import translate_command
 from tests.twin.install import REQUIREMENTS, dynamo_python, missing, unsupported
@@ -195,7 +195,7 @@ def test_leftovers_of_a_killed_run_are_removed_at_the_next_start() -> None:
 def test_twin_runs_the_dynamo_release_of_the_default_image_tag() -> None:
     pinned = re.search(r"^ai-dynamo==(\S+)$", REQUIREMENTS.read_text(), re.MULTILINE)
     assert pinned, f"{REQUIREMENTS} must pin ai-dynamo=="
-    assert pinned[1] == Image.model_fields["tag"].default
+    assert pinned[1] == ImageConfig.model_fields["tag"].default
 
 
 def test_vllm_arguments_are_translated_for_the_mocker_or_listed_as_dropped() -> None:
