@@ -1,6 +1,6 @@
 """The paths no shipped environment takes: frontend on the GPU fleet, spot, internal ALB,
 HCP Terraform backend, WAF, a served model name, a single frontend without request
-migration. Synthesized once from a variant of dev written here."""
+migration. Synthesized once from tests/variants/variant.toml."""
 
 from __future__ import annotations
 
@@ -13,29 +13,13 @@ from tests.conftest import PROJECT_DIR, run_main
 from tests.stack_json import containers, one, reference_to, resources
 from tests.terraform_env import OfflineTerraform, failure, run_terraform
 
-WAF_ACL = "arn:aws:wafv2:us-east-1:123456789012:regional/webacl/dynamo/01234567-89ab-cdef-0123-456789abcdef"
-VARIANT = {
-    'name = "dev"': 'name = "variant"',
-    '[backend]\ntype = "local"': '[backend]\ntype = "hcp"\norganization = "example-org"\nworkspace = "dynamo-variant"',
-    'capacity = "on_demand"': 'capacity = "spot"',
-    "[model]": '[model]\nserved_model_name = "qwen3-small"',
-    "[frontend]": '[frontend]\nplacement = "gpu_fleet"\ncpu = 1024\nmemory = 4096\nmigration_limit = 0',
-    "max_count = 2\n\n[decode]": "max_count = 1\n\n[decode]",
-    "[logging]": (
-        f'[load_balancer]\ninternal = true\nallowed_cidrs = ["10.0.0.0/8"]\nwaf_acl_arn = "{WAF_ACL}"\n\n[logging]'
-    ),
-}
+VARIANT_FILE = PROJECT_DIR / "tests" / "variants" / "variant.toml"
 
 
 @pytest.fixture(scope="module")
 def variant(tmp_path_factory: pytest.TempPathFactory):
     directory = tmp_path_factory.mktemp("variant")
-    text = (PROJECT_DIR / "environments" / "dev.toml").read_text()
-    for old, new in VARIANT.items():
-        assert old in text, old
-        text = text.replace(old, new)
-    path = directory / "variant.toml"
-    path.write_text(text)
+    path = VARIANT_FILE
     result = run_main("--config", str(path), "--outdir", str(directory / "out"))
     assert result.returncode == 0, result.stderr
     stack_dir = directory / "out" / "stacks" / "dynamo-variant"
@@ -104,7 +88,7 @@ def test_internal_alb_lives_in_private_subnets_and_admits_only_the_allowed_cidrs
 def test_waf_is_associated_and_the_backend_is_an_hcp_workspace(variant):
     env, stack, _ = variant
     (association,) = resources(stack, "aws_wafv2_web_acl_association").values()
-    assert association["web_acl_arn"] == WAF_ACL
+    assert association["web_acl_arn"] == env.load_balancer.waf_acl_arn
     assert association["resource_arn"] == reference_to(stack, "aws_lb", "load-balancer/alb", "arn")
     cloud = stack["terraform"]["cloud"]
     assert cloud["organization"] == "example-org"
