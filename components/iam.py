@@ -49,9 +49,10 @@ class ExecutionRole:
         without an explicit dependency a task can start (and fail to pull its image or read
         its secrets) before a policy added in the same apply is attached.
         """
-        self._secret_arns.update(secret_arns)
-        if not self._secret_arns:
+        granted = set(secret_arns)
+        if not granted:
             return [self._managed]
+        self._secret_arns.update(granted)
         document = policy_document(
             statement(action="secretsmanager:GetSecretValue", resource=sorted(self._secret_arns)),
             *self._decrypt_through_secrets_manager(),
