@@ -257,4 +257,5 @@ class LoadBalancer(Construct):
                 ),
             ),
         )
-        return bucket.bucket
+        bucket_name: str = bucket.bucket
+        return bucket_name

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
 
 from environments.schema import Environment, HcpBackendConfig, S3BackendConfig, account_ids
 
@@ -98,7 +99,7 @@ def load_all(
 def _claims(environment: Environment) -> list[tuple[str, tuple[str, ...], str]]:
     """What an environment must have to itself: (field, key, how a clash is explained)."""
     name = environment.name
-    claims = [
+    claims: list[tuple[str, tuple[str, ...], str]] = [
         (
             "name",
             ("name", name),
@@ -229,7 +230,7 @@ def _location(loc: tuple[Any, ...]) -> str:
     return ".".join(str(part) for part in parts)
 
 
-def _describe(item: dict[str, Any]) -> str:
+def _describe(item: ErrorDetails) -> str:
     kind = item["type"]
     value = item.get("input")
     if kind == "missing":
@@ -246,7 +247,7 @@ def _describe(item: dict[str, Any]) -> str:
         return f"must be {_EXPECTED[kind]}, got {_toml_type(value)} {_shown(value)}"
     if kind in _BOUNDS:
         return _bounds_message(item)
-    message = item["msg"]
+    message: str = item["msg"]
     if kind == "string_pattern_mismatch":
         message = f"does not match the allowed form {item['ctx']['pattern']}"
     if isinstance(value, (str, int, float, bool)) and not isinstance(value, dict):
@@ -280,7 +281,7 @@ def _shown(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def _bounds_message(item: dict[str, Any]) -> str:
+def _bounds_message(item: ErrorDetails) -> str:
     """`must be between 1 and 4000 (got 4001)`, with both bounds when the field has them."""
     if item["type"] in ("too_short", "too_long", "string_too_short", "string_too_long"):
         return f"{item['msg'][0].lower()}{item['msg'][1:]}"

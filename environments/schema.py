@@ -11,7 +11,7 @@ import math
 import posixpath
 import re
 from collections.abc import Collection
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -54,7 +54,7 @@ SNS_TOPIC_ARN = _arn_pattern("sns", r"[A-Za-z0-9_-]{1,256}")
 KMS_KEY_ARN = _arn_pattern("kms", r"key/[0-9a-f-]{36}")
 
 
-def _arn(pattern: re.Pattern[str], example: str):
+def _arn(pattern: re.Pattern[str], example: str) -> AfterValidator:
     def check(value: str) -> str:
         if not pattern.fullmatch(value):
             raise PydanticCustomError(
@@ -81,10 +81,10 @@ KmsKeyArn = Annotated[
 ]
 
 
-def _member_of(kind: str, allowed: Collection, what: str) -> AfterValidator:
+def _member_of(kind: str, allowed: Collection[Any], what: str) -> AfterValidator:
     """Accept only values from one of the catalog's tables, listing them when not."""
 
-    def check(value):
+    def check(value: Any) -> Any:
         if value not in allowed:
             raise PydanticCustomError(
                 kind, f"not {what}; allowed: {{allowed}}", {"allowed": ", ".join(map(str, allowed))}
