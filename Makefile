@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PY_STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 
-.PHONY: synth test test-fast bench emulate twin twin-deps reference clean
+.PHONY: synth test test-fast lint bench emulate twin twin-deps reference clean
 ENV ?= dev
 
 $(PY_STAMP): pyproject.toml constraints.txt
@@ -21,8 +21,15 @@ $(NODE_STAMP): package.json package-lock.json
 synth: $(PY_STAMP)
 	$(PY) main.py
 
-test: $(PY_STAMP) $(NODE_STAMP) twin-deps
+test: $(PY_STAMP) $(NODE_STAMP) twin-deps lint
 	$(PY) -m pytest
+
+# The quality gate (also run by `make test` and, through .pre-commit-config.yaml, on commit):
+# formatting and lint at 120 columns, and mypy --strict on components/, environments/, main.py.
+lint: $(PY_STAMP)
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 
 # Everything except the Terraform, emulator and twin layers, and the test that runs this
 # selection again on a copy of the project (tests/test_readme_steps.py reads this line).
