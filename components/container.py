@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from components.aws import ecs_task_definition
-from components.observability import LogGroup
+from components.logs import LogGroup
 
 
 def http_health_check(

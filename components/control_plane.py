@@ -55,7 +55,7 @@ from components.container import Container, Mount
 from components.discovery import Discovery
 from components.etcd_data import EtcdData
 from components.iam import TaskRoles
-from components.observability import LogGroup, LogGroups
+from components.logs import LogGroup, LogGroups
 from components.security_groups import ETCD_PEER_PORT, ETCD_PORT, NATS_PORT, SecurityGroup
 from components.service import Deployment, Placement, TaskService, TaskSize
 from environments.schema import ControlPlaneConfig, EtcdConfig

@@ -21,7 +21,7 @@ from components.aws import (
     vpc,
     vpc_endpoint,
 )
-from components.observability import LogGroups
+from components.logs import LogGroups
 from components.policy import assume_role_policy, policy_document, statement
 from environments.schema import NetworkConfig
 

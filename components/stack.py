@@ -6,6 +6,7 @@ from cdktf import CloudBackend, LocalBackend, NamedCloudWorkspace, S3Backend, Te
 from constructs import Construct
 
 from components.account import Account
+from components.alarms import Alarms
 from components.autoscaling import Autoscaling, ScaledService
 from components.aws import provider
 from components.control_plane import ControlPlane
@@ -15,8 +16,8 @@ from components.fargate_cluster import FargateCluster
 from components.gpu_cluster import GpuCluster
 from components.iam import Iam
 from components.load_balancer import LoadBalancer
+from components.logs import LogGroups
 from components.network import Network
-from components.observability import Alarms, LogGroups
 from components.security_groups import SecurityGroups
 from components.service import Placement, TaskService
 from components.workers import DynamoRuntime, Frontend, GpuWorkers, worker_command

@@ -12,7 +12,7 @@ from components.aws import ecs_task_definition
 from components.container import Container, Mount, http_health_check
 from components.iam import TaskRoles
 from components.load_balancer import LoadBalancerTarget
-from components.observability import LogGroups
+from components.logs import LogGroups
 from components.security_groups import FRONTEND_PORT, REQUEST_PLANE_PORT, RESPONSE_STREAM_PORT
 from components.service import Deployment, Placement, TaskService, TaskSize
 from environments.schema import Environment, FrontendConfig, GpuWorkerConfig, ImageConfig, ModelConfig

@@ -25,7 +25,7 @@ from components.container import Container
 from components.gpu_cluster import GpuCluster
 from components.iam import Iam
 from components.load_balancer import LoadBalancer
-from components.observability import LogGroups
+from components.logs import LogGroups
 from components.security_groups import SecurityGroups
 from components.service import Deployment, Placement, TaskService, TaskSize
 from components.workers import DynamoRuntime, Frontend

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from components.container import Container
-from components.observability import LogGroup
+from components.logs import LogGroup
 from environments.loader import ENVIRONMENTS_DIR, load
 from tests.conftest import ENVIRONMENTS
 
