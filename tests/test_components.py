@@ -8,7 +8,10 @@ checked where it is decided, without the rest of the stack.
 
 from __future__ import annotations
 
+import importlib
+import inspect
 import json
+import pkgutil
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,7 +21,9 @@ from typing import Any
 import cdktf
 import pytest
 from cdktf import App, TerraformStack
+from constructs import Construct
 
+import components
 from components.account import Account
 from components.aws import provider
 from components.container import Container
@@ -317,3 +322,34 @@ def test_secrets_under_a_customer_managed_key_may_be_decrypted_only_through_secr
     assert read["Resource"] == [HF_TOKEN]
     assert (decrypt["Action"], decrypt["Resource"]) == ("kms:Decrypt", KMS_KEY)
     assert decrypt["Condition"]["StringEquals"]["kms:ViaService"].startswith("secretsmanager.")
+
+
+# --- the shape the components keep ---------------------------------------------------
+
+MAX_CONSTRUCTOR_INPUTS = 8
+
+
+# The construct's place in the tree is not an input: scope and id (``role`` for GpuWorkers).
+TREE_POSITION = ("self", "scope", "id_", "role")
+
+
+def component_classes() -> dict[str, type[Construct]]:
+    found = {}
+    for module_info in pkgutil.iter_modules(components.__path__):
+        module = importlib.import_module(f"components.{module_info.name}")
+        for name, value in vars(module).items():
+            if inspect.isclass(value) and issubclass(value, Construct) and value.__module__ == module.__name__:
+                found[f"{module.__name__}.{name}"] = value
+    return found
+
+
+def test_no_component_takes_more_than_eight_inputs():
+    """Past eight, a component is taking its neighbours' fields one by one instead of their handles."""
+    classes = component_classes()
+    assert {"components.service.TaskService", "components.stack.DynamoStack"} <= set(classes)
+    inputs = {
+        name: [parameter for parameter in inspect.signature(cls.__init__).parameters if parameter not in TREE_POSITION]
+        for name, cls in classes.items()
+    }
+    too_many = {name: given for name, given in inputs.items() if len(given) > MAX_CONSTRUCTOR_INPUTS}
+    assert not too_many, too_many
