@@ -14,7 +14,6 @@ from environments.catalog import (
     ECS_HEALTH_INTERVAL,
     ECS_HEALTH_RETRIES,
     ECS_HEALTH_START_PERIOD_MAX,
-    GP3_IOPS_PER_GIB,
     GP3_MIBPS_PER_IOPS,
     IMAGE_CUDA,
     AmiRelease,
@@ -62,11 +61,13 @@ WEIGHTS_DOWNLOAD_MIBPS = 250.0
 ENGINE_START_SECONDS = 120.0
 # The health-check budget covers the estimate with this margin.
 HEALTH_MARGIN = 1.25
-# A worker's container health check: at most 300 s of start period and 10 retries (ECS), and
-# an interval of at most 60 s, so a worker that hangs after it has started is replaced within
-# 10 minutes. The longest start this allows is 300 + 10 x 60 = 900 s.
+# A worker's container health check: the start period at ECS's maximum (300 s), 10 retries (ECS's
+# maximum), and an interval of 30 s, longer only as far as the estimate needs. ECS cannot tell a
+# worker that is still loading from one that hangs: past the start period both look the same, so
+# a longer budget also means a hung worker is replaced later (after interval x retries). The
+# longest start ECS allows is 300 + 10 x 300 s = 55 minutes.
 HEALTH_INTERVAL_DEFAULT = 30
-HEALTH_INTERVAL_MAX = 60
+HEALTH_INTERVAL_MAX = ECS_HEALTH_INTERVAL[1]
 
 
 class ColdStart(NamedTuple):
@@ -173,6 +174,15 @@ def _gib(value: float) -> str:
     return f"{value:.1f} GiB"
 
 
+def longest_fitting_length(facts: ModelFacts, tp: int, gpu_memory_mib: int, args: list[str]) -> int:
+    """The longest max_model_len (a multiple of 1024) whose KV cache fits beside the weights; 0 if none."""
+    fit = memory(facts, tp, 0, gpu_memory_mib, args)
+    room = fit.budget - fit.weights - fit.reserve
+    if room <= 0:
+        return 0
+    return int(room * GIB // kv_bytes_per_token(facts, tp, args)) // 1024 * 1024
+
+
 def memory_problems(env: Environment, facts: ModelFacts) -> list[tuple[str, str]]:
     model, fleet = env.model, env.gpu_fleet
     instance, tp = fleet.instance, model.tensor_parallel_size
@@ -184,28 +194,26 @@ def memory_problems(env: Environment, facts: ModelFacts) -> list[tuple[str, str]
     sizes = (
         f"{model.name} needs {_gib(fit.weights)} of weights per GPU at tensor_parallel_size {tp} + "
         f"{_gib(fit.kv)} of KV cache for one {length}-token sequence + {_gib(fit.reserve)} for vLLM's "
-        f"activations = {_gib(fit.needed)}; a {instance.gpu_model} on {fleet.instance_type} gives vLLM "
+        f"activations = {_gib(fit.needed)}; each {instance.gpu_model} of {fleet.instance_type} gives vLLM "
         f"{_gib(fit.budget)} ({_gib(fit.gpu)} x gpu-memory-utilization {fit.utilization:.2f})"
     )
     options = []
-    room = fit.budget - fit.weights - fit.reserve
-    if room > 0:
-        longest = int(room * GIB // kv_bytes_per_token(facts, tp, args)) // 1024 * 1024
-        if longest >= 256:
-            options.append(f"max_model_len <= {longest}")
-    bigger = [
-        larger
-        for larger in range(tp + 1, instance.gpus + 1)
-        if valid_tensor_parallel(facts, larger)
-        and memory(facts, larger, length, instance.gpu_memory_mib, args).needed
-        <= memory(facts, larger, length, instance.gpu_memory_mib, args).budget
-    ]
-    if bigger:
-        options.append(f"tensor_parallel_size {bigger[0]} (and gpus = {bigger[0]} per worker)")
-    options.append("an instance type with more GPU memory")
-    field = (
-        "model.max_model_len" if room > 0 and options[0].startswith("max_model_len") else "model.tensor_parallel_size"
-    )
+    longest = longest_fitting_length(facts, tp, instance.gpu_memory_mib, args)
+    if longest >= 1024:
+        options.append(f"max_model_len <= {longest}")
+    for larger in range(tp + 1, instance.gpus + 1):
+        if not valid_tensor_parallel(facts, larger):
+            continue
+        longest_there = longest_fitting_length(facts, larger, instance.gpu_memory_mib, args)
+        if longest_there >= length:
+            options.append(f"tensor_parallel_size {larger} (gpus = {larger} per worker)")
+        elif longest_there >= 1024:
+            options.append(f"tensor_parallel_size {larger} (gpus = {larger}) with max_model_len <= {longest_there}")
+        else:
+            continue
+        break
+    options.append("an instance type with more GPU memory per GPU")
+    field = "model.max_model_len" if longest >= 1024 else "model.tensor_parallel_size"
     return [(field, f"does not fit: {sizes}; fits with {' or '.join(options)}")]
 
 
@@ -255,14 +263,8 @@ def root_volume_problems(env: Environment, facts: ModelFacts) -> list[tuple[str,
                 f"raise it or lower the throughput to {int(most)}",
             )
         )
-    if fleet.root_volume_iops > fleet.root_volume_gib * GP3_IOPS_PER_GIB:
-        problems.append(
-            (
-                "gpu_fleet.root_volume_iops",
-                f"{fleet.root_volume_iops} IOPS needs a volume of at least "
-                f"{math.ceil(fleet.root_volume_iops / GP3_IOPS_PER_GIB)} GiB on gp3 ({GP3_IOPS_PER_GIB} IOPS per GiB)",
-            )
-        )
+    # gp3's other ratio, at most 500 IOPS per GiB, cannot bind: 16,000 IOPS need 32 GiB and the
+    # root volume has at least 100 (schema.py).
     return problems
 
 
@@ -336,7 +338,7 @@ def health_check(estimate: ColdStart) -> HealthCheck | None:
     needed = math.ceil(estimate.after_container_start * HEALTH_MARGIN)
     start_period, retries = ECS_HEALTH_START_PERIOD_MAX, ECS_HEALTH_RETRIES[1]
     interval = max(HEALTH_INTERVAL_DEFAULT, math.ceil(max(0, needed - start_period) / retries / 5) * 5)
-    if interval > min(HEALTH_INTERVAL_MAX, ECS_HEALTH_INTERVAL[1]):
+    if interval > HEALTH_INTERVAL_MAX:
         return None
     return HealthCheck(start_period, interval, retries)
 
@@ -358,10 +360,10 @@ def cold_start_problems(env: Environment, facts: ModelFacts) -> list[tuple[str, 
     return [
         (
             "gpu_fleet.root_volume_throughput_mibps",
-            f"a {env.model.name} worker needs ~{minutes(estimate.after_container_start)} from container start "
-            f"({phases}); with a {HEALTH_MARGIN:.2f}x margin that is beyond the {minutes(longest)} a health check "
-            f"allows ({limits}); raise root_volume_throughput_mibps (now {fleet.root_volume_throughput_mibps}, up "
-            "to 1000 with root_volume_iops >= 4000) or use a smaller model",
+            f"each {env.model.name} worker needs ~{minutes(estimate.after_container_start)} from container start "
+            f"({phases}); with a {HEALTH_MARGIN:.2f}x margin that is beyond the {minutes(longest)} an ECS health "
+            f"check allows ({limits}); raise root_volume_throughput_mibps (now "
+            f"{fleet.root_volume_throughput_mibps}, up to 1000 with root_volume_iops >= 4000) or use a smaller model",
         )
     ]
 
