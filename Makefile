@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PY_STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 
-.PHONY: help synth list show-config test test-fast bench emulate twin twin-deps reference clean
+.PHONY: help synth list show-config test test-fast lint bench emulate twin twin-deps reference clean
 ENV ?= dev
 
 # `make help` lists the targets that have a `## ` comment.
@@ -31,8 +31,15 @@ list: $(PY_STAMP) ## the environments, one line each
 show-config: $(PY_STAMP) ## one environment with every default filled in: make show-config ENV=prod
 	$(PY) main.py --show-config --env $(ENV)
 
-test: $(PY_STAMP) $(NODE_STAMP) twin-deps ## every test layer (Terraform, emulator, twin included)
+test: $(PY_STAMP) $(NODE_STAMP) twin-deps lint ## every test layer (Terraform, emulator, twin included)
 	$(PY) -m pytest
+
+# The quality gate (also run by `make test` and, through .pre-commit-config.yaml, on commit):
+# formatting and lint at 120 columns, and mypy --strict on components/, environments/, main.py.
+lint: $(PY_STAMP) ## ruff format --check, ruff check, mypy --strict
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 
 # Everything except the Terraform, emulator and twin layers, and the test that runs this
 # selection again on a copy of the project (tests/test_readme_steps.py reads this line).

@@ -21,6 +21,7 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from environments.loader import ENVIRONMENTS_DIR, ConfigError, environment_files, load, load_all
 from environments.schema import Environment, did_you_mean
@@ -164,7 +165,7 @@ def synthesize(environments: list[Environment], outdir: Path) -> None:
             shutil.rmtree(staging)
 
 
-def merged_manifest(generated: dict, outdir: Path) -> str:
+def merged_manifest(generated: dict[str, Any], outdir: Path) -> str:
     """cdktf's manifest of this synth plus the stacks an earlier one left with output in ``outdir``."""
     stacks = dict(generated["stacks"])
     try:

@@ -1,8 +1,12 @@
-"""Container definitions for ECS task definitions, built the same way for every service."""
+"""The one container of each ECS task definition, described the same way for every service."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
+
+from components.aws import ecs_task_definition
+from components.observability import LogGroup
 
 
 def http_health_check(
@@ -19,61 +23,85 @@ def http_health_check(
     }
 
 
-def container_definition(
-    *,
-    name: str,
-    image: str,
-    command: list[str],
-    log_group: str,
-    region: str,
-    environment: dict[str, str] | None = None,
-    secrets: dict[str, str] | None = None,
-    ports: list[int] | None = None,
-    health_check: dict[str, Any] | None = None,
-    repository_credentials_arn: str | None = None,
-    gpus: int = 0,
-    readonly_root_filesystem: bool = False,
-    mount_points: list[dict[str, Any]] | None = None,
-    linux_parameters: dict[str, Any] | None = None,
-    ulimits: list[dict[str, Any]] | None = None,
-    stop_timeout: int | None = None,
-    log_stream_prefix: str | None = None,
-) -> dict[str, Any]:
-    """One essential container; secrets arrive only through ``secrets`` (Secrets Manager ARNs).
+@dataclass(frozen=True)
+class Mount:
+    """A task volume and where the container sees it (read-write)."""
+
+    volume: ecs_task_definition.EcsTaskDefinitionVolume
+    container_path: str
+
+
+@dataclass(frozen=True)
+class Container:
+    """One essential container. Secrets arrive only through ``secrets`` (name -> Secrets
+    Manager ARN) and ``repository_credentials_arn``; the service that runs the container
+    grants its execution role read on exactly those (``secret_arns``).
 
     Log streams are ``<log_stream_prefix>/<name>/<task id>``; the prefix defaults to the name.
     """
-    definition: dict[str, Any] = {
-        "name": name,
-        "image": image,
-        "essential": True,
-        "command": command,
-        "environment": [{"name": key, "value": value} for key, value in sorted((environment or {}).items())],
-        "secrets": [{"name": key, "valueFrom": arn} for key, arn in sorted((secrets or {}).items())],
-        "portMappings": [{"containerPort": port, "protocol": "tcp"} for port in ports or []],
-        "readonlyRootFilesystem": readonly_root_filesystem,
-        "privileged": False,
-        "mountPoints": mount_points or [],
-        "logConfiguration": {
-            "logDriver": "awslogs",
-            "options": {
-                "awslogs-group": log_group,
-                "awslogs-region": region,
-                "awslogs-stream-prefix": log_stream_prefix or name,
-                "mode": "non-blocking",
+
+    name: str
+    image: str
+    command: list[str]
+    logs: LogGroup
+    log_stream_prefix: str | None = None
+    environment: dict[str, str] = field(default_factory=dict)
+    secrets: dict[str, str] = field(default_factory=dict)
+    ports: list[int] = field(default_factory=list)
+    health_check: dict[str, Any] | None = None
+    repository_credentials_arn: str | None = None
+    gpus: int = 0
+    readonly_root_filesystem: bool = False
+    mounts: list[Mount] = field(default_factory=list)
+    linux_parameters: dict[str, Any] | None = None
+    ulimits: list[dict[str, Any]] | None = None
+    stop_timeout: int | None = None
+
+    @property
+    def secret_arns(self) -> list[str]:
+        arns = list(self.secrets.values())
+        return arns + [self.repository_credentials_arn] if self.repository_credentials_arn else arns
+
+    @property
+    def volumes(self) -> list[ecs_task_definition.EcsTaskDefinitionVolume]:
+        return [mount.volume for mount in self.mounts]
+
+    def definition(self) -> dict[str, Any]:
+        """The container definition as ECS's RegisterTaskDefinition takes it."""
+        definition: dict[str, Any] = {
+            "name": self.name,
+            "image": self.image,
+            "essential": True,
+            "command": self.command,
+            "environment": [{"name": key, "value": value} for key, value in sorted(self.environment.items())],
+            "secrets": [{"name": key, "valueFrom": arn} for key, arn in sorted(self.secrets.items())],
+            "portMappings": [{"containerPort": port, "protocol": "tcp"} for port in self.ports],
+            "readonlyRootFilesystem": self.readonly_root_filesystem,
+            "privileged": False,
+            "mountPoints": [
+                {"sourceVolume": mount.volume.name, "containerPath": mount.container_path, "readOnly": False}
+                for mount in self.mounts
+            ],
+            "logConfiguration": {
+                "logDriver": "awslogs",
+                "options": {
+                    "awslogs-group": self.logs.name,
+                    "awslogs-region": self.logs.region,
+                    "awslogs-stream-prefix": self.log_stream_prefix or self.name,
+                    "mode": "non-blocking",
+                },
             },
-        },
-    }
-    if health_check:
-        definition["healthCheck"] = health_check
-    if repository_credentials_arn:
-        definition["repositoryCredentials"] = {"credentialsParameter": repository_credentials_arn}
-    if gpus:
-        definition["resourceRequirements"] = [{"type": "GPU", "value": str(gpus)}]
-    if linux_parameters:
-        definition["linuxParameters"] = linux_parameters
-    if ulimits:
-        definition["ulimits"] = ulimits
-    if stop_timeout is not None:
-        definition["stopTimeout"] = stop_timeout
-    return definition
+        }
+        if self.health_check:
+            definition["healthCheck"] = self.health_check
+        if self.repository_credentials_arn:
+            definition["repositoryCredentials"] = {"credentialsParameter": self.repository_credentials_arn}
+        if self.gpus:
+            definition["resourceRequirements"] = [{"type": "GPU", "value": str(self.gpus)}]
+        if self.linux_parameters:
+            definition["linuxParameters"] = self.linux_parameters
+        if self.ulimits:
+            definition["ulimits"] = self.ulimits
+        if self.stop_timeout is not None:
+            definition["stopTimeout"] = self.stop_timeout
+        return definition

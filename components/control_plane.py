@@ -46,15 +46,19 @@ are lost, so the KV router may not know of cache blocks stored meanwhile.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from dataclasses import replace
 
-from cdktf import ITerraformDependable
 from constructs import Construct
 
 from components.aws import ecs_task_definition
-from components.container import container_definition
-from components.security_groups import ETCD_PEER_PORT, ETCD_PORT, NATS_PORT
-from components.service import TaskService
+from components.container import Container, Mount
+from components.discovery import Discovery
+from components.etcd_data import EtcdData
+from components.iam import TaskRoles
+from components.observability import LogGroup, LogGroups
+from components.security_groups import ETCD_PEER_PORT, ETCD_PORT, NATS_PORT, SecurityGroup
+from components.service import Deployment, Placement, TaskService, TaskSize
+from environments.schema import ControlPlaneConfig, EtcdConfig
 
 NATS_MONITOR_PORT = 8222
 DATA_VOLUME = "data"
@@ -71,8 +75,8 @@ class ControlPlane(Construct):
     """Attributes:
     etcd_endpoint: ETCD_ENDPOINTS for Dynamo, ``http://etcd-<i>.<ns>:2379`` of every member, comma-joined.
     nats_server: ``nats://nats.<ns>:4222``.
-    service_names: ECS service name per short name (``etcd-0``..., ``nats``).
-    etcd_service_names: the members' ECS service names, in member order.
+    etcd_members: the members' services, in member order.
+    nats: the NATS service.
     """
 
     def __init__(
@@ -81,135 +85,55 @@ class ControlPlane(Construct):
         id_: str,
         *,
         name: str,
-        region: str,
-        cluster_arn: str,
-        etcd_image: str,
-        etcd_cpu: int,
-        etcd_memory: int,
-        nats_image: str,
-        nats_cpu: int,
-        nats_memory: int,
-        etcd_hostnames: list[str],
-        nats_hostname: str,
-        etcd_registry_arns: list[str],
-        nats_registry_arn: str,
-        etcd_file_system_id: str,
-        etcd_access_point_ids: list[str],
-        etcd_data_mountable: list[ITerraformDependable],
-        log_groups: dict[str, str],
-        execution_role_arn: str,
-        task_role_arn: str,
-        subnet_ids: list[str],
-        security_group_id: str,
-        etcd_peers_security_group_id: str,
-        needs: Sequence[ITerraformDependable],
+        config: ControlPlaneConfig,
+        discovery: Discovery,
+        data: EtcdData,
+        logs: LogGroups,
+        roles: TaskRoles,
+        placement: Placement,
+        peers: SecurityGroup,
     ) -> None:
-        """``etcd_hostnames``, ``etcd_registry_arns`` and ``etcd_access_point_ids``: one per member, in member order.
-
-        ``etcd_data_mountable``: what the first member waits for before its task can mount its data.
-        """
+        """``placement``: the Fargate cluster, the private subnets and the group that admits
+        Dynamo's clients; ``peers``: the group the members talk to each other and to their data in.
+        ``discovery`` has a name ``etcd-<i>`` per member and ``nats``."""
         super().__init__(scope, id_)
-        self.etcd_endpoint: str = ",".join(f"http://{hostname}:{ETCD_PORT}" for hostname in etcd_hostnames)
-        self.nats_server: str = f"nats://{nats_hostname}:{NATS_PORT}"
-        common = {
-            "cluster_arn": cluster_arn,
-            "execution_role_arn": execution_role_arn,
-            "task_role_arn": task_role_arn,
-            "desired_count": 1,
-            # One task per service: stop the old task before starting the new one, so two
-            # instances never answer on the same DNS name, or write the same data, at once.
-            "minimum_healthy_percent": 0,
-            "maximum_percent": 100,
-            "needs": needs,
-        }
-        mount = [{"sourceVolume": DATA_VOLUME, "containerPath": DATA_PATH, "readOnly": False}]
+        self._name = name
+        members = [f"etcd-{index}" for index in range(config.etcd_members)]
+        hostnames = [discovery.hostnames[member] for member in members]
+        self.etcd_endpoint: str = ",".join(f"http://{hostname}:{ETCD_PORT}" for hostname in hostnames)
+        self.nats_server: str = f"nats://{discovery.hostnames['nats']}:{NATS_PORT}"
         initial_cluster = ",".join(
-            f"etcd-{index}=http://{hostname}:{ETCD_PEER_PORT}" for index, hostname in enumerate(etcd_hostnames)
+            f"{member}=http://{hostname}:{ETCD_PEER_PORT}" for member, hostname in zip(members, hostnames, strict=True)
         )
-        self.service_names: dict[str, str] = {}
-        self.etcd_service_names: list[str] = []
-        previous: TaskService | None = None
-        for index, (hostname, registry_arn, access_point_id) in enumerate(
-            zip(etcd_hostnames, etcd_registry_arns, etcd_access_point_ids, strict=True)
-        ):
-            member = f"etcd-{index}"
-            volume = ecs_task_definition.EcsTaskDefinitionVolume(
-                name=DATA_VOLUME,
-                efs_volume_configuration=ecs_task_definition.EcsTaskDefinitionVolumeEfsVolumeConfiguration(
-                    file_system_id=etcd_file_system_id,
-                    transit_encryption="ENABLED",
-                    authorization_config=ecs_task_definition.EcsTaskDefinitionVolumeEfsVolumeConfigurationAuthorizationConfig(
-                        access_point_id=access_point_id, iam="ENABLED"
+        self.etcd_members: list[TaskService] = []
+        for index, member in enumerate(members):
+            subnet = placement.subnet_ids[index % len(placement.subnet_ids)]
+            self.etcd_members.append(
+                TaskService(
+                    self,
+                    member,
+                    name=f"{name}-{member}",
+                    placement=replace(
+                        placement, subnet_ids=[subnet], security_groups=[*placement.security_groups, peers]
                     ),
-                ),
+                    roles=roles,
+                    container=self._etcd_container(
+                        member, hostnames[index], initial_cluster, config.etcd, data, logs.group("etcd")
+                    ),
+                    size=TaskSize(config.etcd.cpu, config.etcd.memory),
+                    deployment=_member_ordering(self.etcd_members[-1] if self.etcd_members else None, data, roles),
+                    registry_arn=discovery.service_arns[member],
+                )
             )
-            service = TaskService(
-                self,
-                member,
-                name=f"{name}-{member}",
-                cpu=etcd_cpu,
-                memory=etcd_memory,
-                service_registry_arn=registry_arn,
-                subnet_ids=[subnet_ids[index % len(subnet_ids)]],
-                security_group_ids=[security_group_id, etcd_peers_security_group_id],
-                volumes=[volume],
-                container=container_definition(
-                    name="etcd",
-                    image=etcd_image,
-                    # The upstream image is distroless: no shell, no entrypoint.
-                    command=[
-                        "/usr/local/bin/etcd",
-                        f"--name={member}",
-                        f"--data-dir={DATA_PATH}/etcd",
-                        f"--listen-client-urls=http://0.0.0.0:{ETCD_PORT}",
-                        f"--advertise-client-urls=http://{hostname}:{ETCD_PORT}",
-                        f"--listen-peer-urls=http://0.0.0.0:{ETCD_PEER_PORT}",
-                        f"--initial-advertise-peer-urls=http://{hostname}:{ETCD_PEER_PORT}",
-                        f"--initial-cluster={initial_cluster}",
-                        # Read only while the data directory is empty: at the first deploy.
-                        "--initial-cluster-state=new",
-                        f"--initial-cluster-token={name}",
-                        "--auto-compaction-retention=1",
-                    ],
-                    ports=[ETCD_PORT],
-                    log_group=log_groups["etcd"],
-                    log_stream_prefix=member,
-                    region=region,
-                    readonly_root_filesystem=True,
-                    mount_points=mount,
-                    health_check={
-                        "command": [
-                            "CMD",
-                            "/usr/local/bin/etcdctl",
-                            f"--endpoints=http://127.0.0.1:{ETCD_PORT}",
-                            "endpoint",
-                            "health",
-                        ],
-                        "interval": 15,
-                        "timeout": 5,
-                        "retries": 3,
-                        "startPeriod": ETCD_START_PERIOD_SECONDS,
-                    },
-                ),
-                **_member_ordering(previous, etcd_data_mountable, common),
-            )
-            self.service_names[member] = service.service_name
-            self.etcd_service_names.append(service.service_name)
-            previous = service
-
-        nats = TaskService(
+        self.nats = TaskService(
             self,
             "nats",
             name=f"{name}-nats",
-            cpu=nats_cpu,
-            memory=nats_memory,
-            service_registry_arn=nats_registry_arn,
-            subnet_ids=subnet_ids,
-            security_group_ids=[security_group_id],
-            volumes=[ecs_task_definition.EcsTaskDefinitionVolume(name=DATA_VOLUME)],
-            container=container_definition(
+            placement=placement,
+            roles=roles,
+            container=Container(
                 name="nats",
-                image=nats_image,
+                image=config.nats.image,
                 command=[
                     "nats-server",
                     "-js",
@@ -221,10 +145,9 @@ class ControlPlane(Construct):
                     str(NATS_MONITOR_PORT),
                 ],
                 ports=[NATS_PORT],
-                log_group=log_groups["nats"],
-                region=region,
+                logs=logs.group("nats"),
                 readonly_root_filesystem=True,
-                mount_points=mount,
+                mounts=[Mount(ecs_task_definition.EcsTaskDefinitionVolume(name=DATA_VOLUME), DATA_PATH)],
                 health_check={
                     "command": [
                         "CMD-SHELL",
@@ -236,12 +159,76 @@ class ControlPlane(Construct):
                     "startPeriod": 15,
                 },
             ),
-            **common,
+            size=TaskSize(config.nats.cpu, config.nats.memory),
+            deployment=ONE_TASK_AT_A_TIME,
+            registry_arn=discovery.service_arns["nats"],
         )
-        self.service_names["nats"] = nats.service_name
+
+    def _etcd_container(
+        self,
+        member: str,
+        hostname: str,
+        initial_cluster: str,
+        config: EtcdConfig,
+        data: EtcdData,
+        logs: LogGroup,
+    ) -> Container:
+        index = int(member.rsplit("-", 1)[1])
+        volume = ecs_task_definition.EcsTaskDefinitionVolume(
+            name=DATA_VOLUME,
+            efs_volume_configuration=ecs_task_definition.EcsTaskDefinitionVolumeEfsVolumeConfiguration(
+                file_system_id=data.file_system_id,
+                transit_encryption="ENABLED",
+                authorization_config=ecs_task_definition.EcsTaskDefinitionVolumeEfsVolumeConfigurationAuthorizationConfig(
+                    access_point_id=data.access_point_ids[index], iam="ENABLED"
+                ),
+            ),
+        )
+        return Container(
+            name="etcd",
+            image=config.image,
+            # The upstream image is distroless: no shell, no entrypoint.
+            command=[
+                "/usr/local/bin/etcd",
+                f"--name={member}",
+                f"--data-dir={DATA_PATH}/etcd",
+                f"--listen-client-urls=http://0.0.0.0:{ETCD_PORT}",
+                f"--advertise-client-urls=http://{hostname}:{ETCD_PORT}",
+                f"--listen-peer-urls=http://0.0.0.0:{ETCD_PEER_PORT}",
+                f"--initial-advertise-peer-urls=http://{hostname}:{ETCD_PEER_PORT}",
+                f"--initial-cluster={initial_cluster}",
+                # Read only while the data directory is empty: at the first deploy.
+                "--initial-cluster-state=new",
+                f"--initial-cluster-token={self._name}",
+                "--auto-compaction-retention=1",
+            ],
+            ports=[ETCD_PORT],
+            logs=logs,
+            log_stream_prefix=member,
+            readonly_root_filesystem=True,
+            mounts=[Mount(volume, DATA_PATH)],
+            health_check={
+                "command": [
+                    "CMD",
+                    "/usr/local/bin/etcdctl",
+                    f"--endpoints=http://127.0.0.1:{ETCD_PORT}",
+                    "endpoint",
+                    "health",
+                ],
+                "interval": 15,
+                "timeout": 5,
+                "retries": 3,
+                "startPeriod": ETCD_START_PERIOD_SECONDS,
+            },
+        )
 
 
-def _member_ordering(previous: TaskService | None, mountable: list[ITerraformDependable], common: dict) -> dict:
+# One task per service: stop the old task before starting the new one, so two instances
+# never answer on the same DNS name, or write the same data, at once.
+ONE_TASK_AT_A_TIME = Deployment(desired_count=1, minimum_healthy_percent=0, maximum_percent=100)
+
+
+def _member_ordering(previous: TaskService | None, data: EtcdData, roles: TaskRoles) -> Deployment:
     """Terraform changes member i+1 only after member i is back, so quorum holds through a rollout.
 
     A change to the etcd image or size changes every member's task definition. Without an
@@ -251,10 +238,9 @@ def _member_ordering(previous: TaskService | None, mountable: list[ITerraformDep
     another, and ``wait_for_steady_state`` makes it wait, after each update, until that
     service has its one task running and no other deployment left.
 
-    The first member depends instead on its data being mountable: nothing in its task
-    definition refers to the mount targets (available a minute or two after they are
-    created), the file system policy or the task role's grant, and tasks that fail to mount
-    would trip the deployment circuit breaker. The others follow the first.
+    The first member depends instead on its data being mountable (EtcdData.grant_mount:
+    mount targets are available a minute or two after they are created). The others follow
+    the first.
 
     Limit: that waiter (hashicorp/aws 5.x: one deployment, runningCount == desiredCount)
     counts RUNNING tasks, not healthy ones. A member that runs but has not rejoined yet
@@ -265,8 +251,5 @@ def _member_ordering(previous: TaskService | None, mountable: list[ITerraformDep
     Try such changes in dev or staging first. (hashicorp/aws 6.x waits for the ECS
     deployment to succeed, health checks included.)
     """
-    return {
-        **common,
-        "wait_for_steady_state": True,
-        "needs": [*common["needs"], *([previous.service] if previous else mountable)],
-    }
+    after = [previous.service] if previous else data.grant_mount(roles)
+    return replace(ONE_TASK_AT_A_TIME, wait_for_steady_state=True, after=after)

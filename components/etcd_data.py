@@ -16,12 +16,13 @@ path. It is not measured yet (the twin runs etcd on local disk).
 
 from __future__ import annotations
 
-import json
-
 from cdktf import ITerraformDependable
 from constructs import Construct
 
 from components.aws import efs_access_point, efs_file_system, efs_file_system_policy, efs_mount_target, iam_role_policy
+from components.iam import TaskRoles
+from components.policy import policy_document, statement
+from components.security_groups import SecurityGroup
 
 # The upstream etcd image has no USER: etcd runs as root, and the access point writes as
 # root too, so files keep one owner whatever the container's user.
@@ -37,8 +38,6 @@ class EtcdData(Construct):
     """Attributes:
     file_system_id, file_system_arn: the file system.
     access_point_ids, access_point_arns: one per member, in member order.
-    mountable: what must exist before a task mounts (mount targets, file system policy,
-        the task role's grant), for the first member's ``depends_on``.
     """
 
     def __init__(
@@ -50,10 +49,10 @@ class EtcdData(Construct):
         members: int,
         kms_key_arn: str,
         subnet_ids: list[str],
-        security_group_id: str,
-        task_role_name: str,
+        security_group: SecurityGroup,
     ) -> None:
         super().__init__(scope, id_)
+        self._name = name
         file_system = efs_file_system.EfsFileSystem(
             self,
             "file-system",
@@ -68,13 +67,13 @@ class EtcdData(Construct):
         )
         self.file_system_id: str = file_system.id
         self.file_system_arn: str = file_system.arn
-        mount_targets = [
+        self._mount_targets = [
             efs_mount_target.EfsMountTarget(
                 self,
                 f"mount-target-{index}",
                 file_system_id=file_system.id,
                 subnet_id=subnet_id,
-                security_groups=[security_group_id],
+                security_groups=[security_group.id],
             )
             for index, subnet_id in enumerate(subnet_ids)
         ]
@@ -97,47 +96,42 @@ class EtcdData(Construct):
 
         # Any file system policy replaces EFS's default one, which lets every client that
         # reaches a mount target in, unauthenticated. With this one, only IAM principals
-        # granted access (the task role below) mount, and only over TLS.
-        file_system_policy = efs_file_system_policy.EfsFileSystemPolicy(
+        # granted access (grant_mount) mount, and only over TLS.
+        self._policy = efs_file_system_policy.EfsFileSystemPolicy(
             self,
             "policy",
             file_system_id=file_system.id,
-            policy=json.dumps(
-                {
-                    "Version": "2012-10-17",
-                    "Statement": [
-                        {
-                            "Sid": "TlsOnly",
-                            "Effect": "Deny",
-                            "Principal": {"AWS": "*"},
-                            "Action": CLIENT_ACTIONS,
-                            "Resource": file_system.arn,
-                            "Condition": {"Bool": {"aws:SecureTransport": "false"}},
-                        }
-                    ],
-                }
+            policy=policy_document(
+                statement(
+                    sid="TlsOnly",
+                    effect="Deny",
+                    principal={"AWS": "*"},
+                    action=CLIENT_ACTIONS,
+                    resource=file_system.arn,
+                    condition={"Bool": {"aws:SecureTransport": "false"}},
+                )
             ),
         )
+
+    def grant_mount(self, roles: TaskRoles) -> list[ITerraformDependable]:
+        """Lets tasks of that role mount the members' directories; returns what must exist
+        before such a task mounts (mount targets, the file system policy, this grant): nothing
+        in a task definition refers to them, and tasks that fail to mount would trip the
+        deployment circuit breaker."""
         # ClientRootAccess too: an access point whose POSIX user is root needs it, or EFS
         # squashes the member's writes to nobody and etcd cannot write its own directory
         # ("Enforcing a user identity using an access point", Amazon EFS User Guide).
         grant = iam_role_policy.IamRolePolicy(
             self,
             "task-role",
-            name=f"{name}-etcd-data",
-            role=task_role_name,
-            policy=json.dumps(
-                {
-                    "Version": "2012-10-17",
-                    "Statement": [
-                        {
-                            "Effect": "Allow",
-                            "Action": CLIENT_ACTIONS,
-                            "Resource": file_system.arn,
-                            "Condition": {"StringEquals": {"elasticfilesystem:AccessPointArn": self.access_point_arns}},
-                        }
-                    ],
-                }
+            name=f"{self._name}-etcd-data",
+            role=roles.task_role_name,
+            policy=policy_document(
+                statement(
+                    action=CLIENT_ACTIONS,
+                    resource=self.file_system_arn,
+                    condition={"StringEquals": {"elasticfilesystem:AccessPointArn": self.access_point_arns}},
+                )
             ),
         )
-        self.mountable: list[ITerraformDependable] = [*mount_targets, file_system_policy, grant]
+        return [*self._mount_targets, self._policy, grant]

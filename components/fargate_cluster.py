@@ -8,7 +8,7 @@ from components.aws import ecs_cluster, ecs_cluster_capacity_providers
 
 
 class FargateCluster(Construct):
-    """Attributes: cluster_name, cluster_arn."""
+    """Attributes: cluster_name, cluster_arn, capacity_provider_name (None: tasks launch on Fargate)."""
 
     def __init__(self, scope: Construct, id_: str, *, name: str) -> None:
         super().__init__(scope, id_)
@@ -31,3 +31,4 @@ class FargateCluster(Construct):
         )
         self.cluster_name: str = cluster.name
         self.cluster_arn: str = cluster.arn
+        self.capacity_provider_name: str | None = None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from cdktf import Fn, TerraformResourceLifecycle, Token
 from constructs import Construct
 
@@ -13,6 +15,9 @@ from components.aws import (
     ecs_cluster_capacity_providers,
     launch_template,
 )
+from components.network import Network
+from components.security_groups import SecurityGroup
+from environments.schema import GpuFleetConfig
 
 # The ECS-optimized Amazon Linux 2023 GPU AMI (NVIDIA driver, container toolkit, ECS
 # agent), published by AWS as a public SSM parameter so it is never hard-coded.
@@ -48,6 +53,14 @@ def user_data(*, cluster_name: str, model_cache_path: str) -> str:
     )
 
 
+# A new GPU instance needs about five minutes to boot, join the cluster and be useful:
+# the Auto Scaling group's health-check grace, the refresh's and managed scaling's warm-up.
+INSTANCE_WARMUP_SECONDS = 300
+# Managed scaling adds at most this many instances per step: GPU instances are expensive,
+# and one step's worth of workers is what the services can ask for at once.
+MAX_SCALING_STEP = 2
+
+
 # What replaces the instances when the launch template changes (the AWS provider starts
 # the refresh when the group's launch_template or mixed_instances_policy changes:
 # aws_autoscaling_group, instance_refresh). It has to go through ECS, not around it:
@@ -71,14 +84,18 @@ INSTANCE_REFRESH = autoscaling_group.AutoscalingGroupInstanceRefresh(
         min_healthy_percentage=100,
         max_healthy_percentage=200,
         scale_in_protected_instances="Refresh",
-        instance_warmup="300",
+        instance_warmup=str(INSTANCE_WARMUP_SECONDS),
         skip_matching=True,
     ),
 )
 
 
 class GpuCluster(Construct):
-    """Attributes: cluster_name, cluster_arn, capacity_provider_name, autoscaling_group_name."""
+    """The ECS cluster of the GPU workers and its EC2 capacity.
+
+    Attributes: cluster_name, cluster_arn, capacity_provider_name, autoscaling_group_name,
+    model_cache_path (the host directory the workers share as their Hugging Face cache).
+    """
 
     def __init__(
         self,
@@ -86,18 +103,13 @@ class GpuCluster(Construct):
         id_: str,
         *,
         name: str,
-        instance_type: str,
-        min_instances: int,
-        max_instances: int,
-        initial_instances: int,
-        spot: bool,
-        root_volume_gib: int,
-        model_cache_path: str,
-        subnet_ids: list[str],
-        security_group_id: str,
+        config: GpuFleetConfig,
+        network: Network,
+        security_group: SecurityGroup,
         instance_profile_arn: str,
     ) -> None:
         super().__init__(scope, id_)
+        self._name = name
         cluster_name = f"{name}-gpu"
         cluster = ecs_cluster.EcsCluster(
             self,
@@ -105,91 +117,8 @@ class GpuCluster(Construct):
             name=cluster_name,
             setting=[ecs_cluster.EcsClusterSetting(name="containerInsights", value="enabled")],
         )
-        ami = data_aws_ssm_parameter.DataAwsSsmParameter(self, "ami", name=GPU_AMI_PARAMETER)
-        template = launch_template.LaunchTemplate(
-            self,
-            "launch-template",
-            name=f"{name}-gpu",
-            image_id=ami.insecure_value,
-            instance_type=None if spot else instance_type,
-            iam_instance_profile={"arn": instance_profile_arn},
-            vpc_security_group_ids=[security_group_id],
-            user_data=Fn.base64encode(user_data(cluster_name=cluster_name, model_cache_path=model_cache_path)),
-            metadata_options={
-                "http_endpoint": "enabled",
-                "http_tokens": "required",
-                # 1 hop: only the ECS agent (host network) reads IMDS; every task is awsvpc and
-                # blocked from IMDS (ECS_AWSVPC_BLOCK_IMDS), so no container needs a second hop.
-                "http_put_response_hop_limit": 1,
-                "instance_metadata_tags": "disabled",
-            },
-            block_device_mappings=[
-                launch_template.LaunchTemplateBlockDeviceMappings(
-                    device_name="/dev/xvda",
-                    ebs={
-                        "volume_size": root_volume_gib,
-                        "volume_type": "gp3",
-                        "encrypted": "true",
-                        "delete_on_termination": "true",
-                    },
-                )
-            ],
-            monitoring={"enabled": True},
-            ebs_optimized="true",
-            update_default_version=True,
-            tag_specifications=[
-                launch_template.LaunchTemplateTagSpecifications(resource_type=resource, tags={"Name": f"{name}-gpu"})
-                for resource in ("instance", "volume")
-            ],
-        )
-        # The version number, not "$Latest": a new version (instance type, AMI, user data)
-        # is then a change of the group's launch template, which starts its instance
-        # refresh; with "$Latest" only instances launched later would use it.
-        version = Token.as_string(template.latest_version)
-        template_reference = {"id": template.id, "version": version}
-        placement = (
-            {
-                "mixed_instances_policy": {
-                    "instances_distribution": {
-                        "on_demand_base_capacity": 0,
-                        "on_demand_percentage_above_base_capacity": 0,
-                        "spot_allocation_strategy": "price-capacity-optimized",
-                    },
-                    "launch_template": {
-                        "launch_template_specification": {"launch_template_id": template.id, "version": version},
-                        "override": [
-                            autoscaling_group.AutoscalingGroupMixedInstancesPolicyLaunchTemplateOverride(
-                                instance_type=instance_type
-                            )
-                        ],
-                    },
-                },
-                "capacity_rebalance": True,
-            }
-            if spot
-            else {"launch_template": template_reference}
-        )
-        group = autoscaling_group.AutoscalingGroup(
-            self,
-            "asg",
-            name=f"{name}-gpu",
-            min_size=min_instances,
-            max_size=max_instances,
-            desired_capacity=initial_instances,
-            vpc_zone_identifier=subnet_ids,
-            health_check_type="EC2",
-            health_check_grace_period=300,
-            # Required by managed termination protection: ECS decides which instance is empty.
-            protect_from_scale_in=True,
-            tag=[
-                autoscaling_group.AutoscalingGroupTag(key="AmazonECSManaged", value="true", propagate_at_launch=True),
-                autoscaling_group.AutoscalingGroupTag(key="Name", value=f"{name}-gpu", propagate_at_launch=True),
-            ],
-            # ECS managed scaling owns the group's size after the first apply.
-            lifecycle=TerraformResourceLifecycle(ignore_changes=["desired_capacity"]),
-            instance_refresh=INSTANCE_REFRESH,
-            **placement,
-        )
+        template = self._launch_template(config, cluster_name, security_group, instance_profile_arn)
+        group = self._group(config, template, network.private_subnet_ids)
         provider = ecs_capacity_provider.EcsCapacityProvider(
             self,
             "capacity-provider",
@@ -202,8 +131,8 @@ class GpuCluster(Construct):
                     "status": "ENABLED",
                     "target_capacity": 100,
                     "minimum_scaling_step_size": 1,
-                    "maximum_scaling_step_size": 2,
-                    "instance_warmup_period": 300,
+                    "maximum_scaling_step_size": MAX_SCALING_STEP,
+                    "instance_warmup_period": INSTANCE_WARMUP_SECONDS,
                 },
             },
         )
@@ -220,5 +149,101 @@ class GpuCluster(Construct):
         )
         self.cluster_name: str = cluster.name
         self.cluster_arn: str = cluster.arn
-        self.capacity_provider_name: str = provider.name
+        self.capacity_provider_name: str | None = provider.name
         self.autoscaling_group_name: str = group.name
+        self.model_cache_path: str = config.model_cache_path
+
+    def _launch_template(
+        self, config: GpuFleetConfig, cluster_name: str, security_group: SecurityGroup, instance_profile_arn: str
+    ) -> launch_template.LaunchTemplate:
+        ami = data_aws_ssm_parameter.DataAwsSsmParameter(self, "ami", name=GPU_AMI_PARAMETER)
+        spot = config.capacity == "spot"
+        return launch_template.LaunchTemplate(
+            self,
+            "launch-template",
+            name=f"{self._name}-gpu",
+            image_id=ami.insecure_value,
+            instance_type=None if spot else config.instance_type,
+            iam_instance_profile={"arn": instance_profile_arn},
+            vpc_security_group_ids=[security_group.id],
+            user_data=Fn.base64encode(user_data(cluster_name=cluster_name, model_cache_path=config.model_cache_path)),
+            metadata_options={
+                "http_endpoint": "enabled",
+                "http_tokens": "required",
+                # 1 hop: only the ECS agent (host network) reads IMDS; every task is awsvpc and
+                # blocked from IMDS (ECS_AWSVPC_BLOCK_IMDS), so no container needs a second hop.
+                "http_put_response_hop_limit": 1,
+                "instance_metadata_tags": "disabled",
+            },
+            block_device_mappings=[
+                launch_template.LaunchTemplateBlockDeviceMappings(
+                    device_name="/dev/xvda",
+                    ebs={
+                        "volume_size": config.root_volume_gib,
+                        "volume_type": "gp3",
+                        "encrypted": "true",
+                        "delete_on_termination": "true",
+                    },
+                )
+            ],
+            monitoring={"enabled": True},
+            ebs_optimized="true",
+            update_default_version=True,
+            tag_specifications=[
+                launch_template.LaunchTemplateTagSpecifications(
+                    resource_type=resource, tags={"Name": f"{self._name}-gpu"}
+                )
+                for resource in ("instance", "volume")
+            ],
+        )
+
+    def _group(
+        self, config: GpuFleetConfig, template: launch_template.LaunchTemplate, subnet_ids: list[str]
+    ) -> autoscaling_group.AutoscalingGroup:
+        # The version number, not "$Latest": a new version (instance type, AMI, user data)
+        # is then a change of the group's launch template, which starts its instance
+        # refresh; with "$Latest" only instances launched later would use it.
+        version = Token.as_string(template.latest_version)
+        placement: dict[str, Any]
+        if config.capacity == "spot":
+            placement = {
+                "mixed_instances_policy": {
+                    "instances_distribution": {
+                        "on_demand_base_capacity": 0,
+                        "on_demand_percentage_above_base_capacity": 0,
+                        "spot_allocation_strategy": "price-capacity-optimized",
+                    },
+                    "launch_template": {
+                        "launch_template_specification": {"launch_template_id": template.id, "version": version},
+                        "override": [
+                            autoscaling_group.AutoscalingGroupMixedInstancesPolicyLaunchTemplateOverride(
+                                instance_type=config.instance_type
+                            )
+                        ],
+                    },
+                },
+                "capacity_rebalance": True,
+            }
+        else:
+            placement = {"launch_template": {"id": template.id, "version": version}}
+        return autoscaling_group.AutoscalingGroup(
+            self,
+            "asg",
+            name=f"{self._name}-gpu",
+            min_size=config.min_instances,
+            max_size=config.max_instances,
+            desired_capacity=config.initial_instances,
+            vpc_zone_identifier=subnet_ids,
+            health_check_type="EC2",
+            health_check_grace_period=INSTANCE_WARMUP_SECONDS,
+            # Required by managed termination protection: ECS decides which instance is empty.
+            protect_from_scale_in=True,
+            tag=[
+                autoscaling_group.AutoscalingGroupTag(key="AmazonECSManaged", value="true", propagate_at_launch=True),
+                autoscaling_group.AutoscalingGroupTag(key="Name", value=f"{self._name}-gpu", propagate_at_launch=True),
+            ],
+            # ECS managed scaling owns the group's size after the first apply.
+            lifecycle=TerraformResourceLifecycle(ignore_changes=["desired_capacity"]),
+            instance_refresh=INSTANCE_REFRESH,
+            **placement,
+        )

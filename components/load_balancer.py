@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import hashlib
-import json
+from dataclasses import dataclass
 
 from constructs import Construct
 
 from components.account import Account
 from components.aws import (
     data_aws_elb_service_account,
+    ecs_service,
     lb,
     lb_listener,
     lb_target_group,
@@ -22,7 +23,10 @@ from components.aws import (
     s3_bucket_versioning,
     wafv2_web_acl_association,
 )
-from components.security_groups import FRONTEND_PORT, HTTP_PORT, HTTPS_PORT
+from components.network import Network
+from components.policy import policy_document, statement
+from components.security_groups import FRONTEND_PORT, HTTP_PORT, HTTPS_PORT, SecurityGroup
+from environments.schema import LoadBalancerConfig
 
 
 def _cdktf_path_hash(*path: str) -> str:
@@ -30,12 +34,48 @@ def _cdktf_path_hash(*path: str) -> str:
     return hashlib.md5("/".join(path).encode()).hexdigest()[:8].upper()
 
 
+@dataclass(frozen=True)
+class LoadBalancerTarget:
+    """The frontends' target group, as a service registers in it."""
+
+    target_group_arn: str
+    target_group_arn_suffix: str
+    port: int
+    balancer_security_group: SecurityGroup
+
+    def register(self, container_name: str, tasks: SecurityGroup) -> ecs_service.EcsServiceLoadBalancer:
+        """The service's load_balancer block; lets the ALB reach the tasks for health checks and requests."""
+        tasks.admit(
+            self.balancer_security_group,
+            (self.port, self.port),
+            ingress="requests from the ALB",
+            egress="health checks and requests",
+        )
+        return ecs_service.EcsServiceLoadBalancer(
+            target_group_arn=self.target_group_arn, container_name=container_name, container_port=self.port
+        )
+
+
+# The target group's check of /health: two passes 15 s apart make a new frontend healthy,
+# three failures take it out of rotation.
+HEALTH_CHECK = {
+    "path": "/health",
+    "port": "traffic-port",
+    "protocol": "HTTP",
+    "matcher": "200",
+    "interval": 15,
+    "timeout": 5,
+    "healthy_threshold": 2,
+    "unhealthy_threshold": 3,
+}
+
+
 class LoadBalancer(Construct):
     """ALB, target group (IP targets on port 8000, health on /health) and listeners.
 
     Attributes:
         dns_name, arn, arn_suffix: the ALB.
-        target_group_arn, target_group_arn_suffix: where the frontend service registers.
+        target: where the frontend service registers (LoadBalancerTarget).
         endpoint_url: what clients call (https:// when a certificate is configured).
         access_logs_bucket: the bucket name, or None.
     """
@@ -47,38 +87,33 @@ class LoadBalancer(Construct):
         *,
         name: str,
         account: Account,
-        vpc_id: str,
-        subnet_ids: list[str],
-        security_group_id: str,
-        internal: bool,
-        certificate_arn: str | None,
-        ssl_policy: str,
-        idle_timeout_seconds: int,
-        deregistration_delay_seconds: int,
-        deletion_protection: bool,
-        access_logs: bool,
+        config: LoadBalancerConfig,
+        network: Network,
+        security_group: SecurityGroup,
         log_retention_days: int,
-        waf_acl_arn: str | None,
     ) -> None:
         super().__init__(scope, id_)
+        certificate_arn = config.certificate_arn
         self.access_logs_bucket: str | None = (
-            self._access_log_bucket(name, account, log_retention_days) if access_logs else None
+            self._access_log_bucket(name, account, log_retention_days) if config.access_logs else None
         )
         balancer = lb.Lb(
             self,
             "alb",
             name=name,
             load_balancer_type="application",
-            internal=internal,
-            subnets=subnet_ids,
-            security_groups=[security_group_id],
-            idle_timeout=idle_timeout_seconds,
+            internal=config.internal,
+            subnets=network.private_subnet_ids if config.internal else network.public_subnet_ids,
+            security_groups=[security_group.id],
+            idle_timeout=config.idle_timeout_seconds,
             drop_invalid_header_fields=True,
             desync_mitigation_mode="strictest" if certificate_arn else "defensive",
-            enable_deletion_protection=deletion_protection,
-            access_logs={"bucket": self.access_logs_bucket, "enabled": True, "prefix": "alb"}
-            if self.access_logs_bucket
-            else None,
+            enable_deletion_protection=config.deletion_protection,
+            access_logs=(
+                {"bucket": self.access_logs_bucket, "enabled": True, "prefix": "alb"}
+                if self.access_logs_bucket
+                else None
+            ),
             depends_on=[self._bucket_policy] if self.access_logs_bucket else None,
         )
         target_group = lb_target_group.LbTargetGroup(
@@ -88,30 +123,37 @@ class LoadBalancer(Construct):
             port=FRONTEND_PORT,
             protocol="HTTP",
             target_type="ip",
-            vpc_id=vpc_id,
-            deregistration_delay=str(deregistration_delay_seconds),
-            health_check={
-                "path": "/health",
-                "port": "traffic-port",
-                "protocol": "HTTP",
-                "matcher": "200",
-                "interval": 15,
-                "timeout": 5,
-                "healthy_threshold": 2,
-                "unhealthy_threshold": 3,
-            },
+            vpc_id=network.vpc_id,
+            deregistration_delay=str(config.deregistration_delay_seconds),
+            health_check=HEALTH_CHECK,
         )
+        self._listeners(balancer, target_group, config)
+        if config.waf_acl_arn:
+            wafv2_web_acl_association.Wafv2WebAclAssociation(
+                self, "waf", resource_arn=balancer.arn, web_acl_arn=config.waf_acl_arn
+            )
+
+        self.dns_name: str = balancer.dns_name
+        self.arn: str = balancer.arn
+        self.arn_suffix: str = balancer.arn_suffix
+        self.target = LoadBalancerTarget(target_group.arn, target_group.arn_suffix, FRONTEND_PORT, security_group)
+        scheme = "https" if certificate_arn else "http"
+        self.endpoint_url: str = f"{scheme}://{balancer.dns_name}"
+
+    def _listeners(
+        self, balancer: lb.Lb, target_group: lb_target_group.LbTargetGroup, config: LoadBalancerConfig
+    ) -> None:
         forward = [lb_listener.LbListenerDefaultAction(type="forward", target_group_arn=target_group.arn)]
         https = None
-        if certificate_arn:
+        if config.certificate_arn:
             https = lb_listener.LbListener(
                 self,
                 "https",
                 load_balancer_arn=balancer.arn,
                 port=HTTPS_PORT,
                 protocol="HTTPS",
-                ssl_policy=ssl_policy,
-                certificate_arn=certificate_arn,
+                ssl_policy=config.ssl_policy,
+                certificate_arn=config.certificate_arn,
                 default_action=forward,
             )
         redirect = [
@@ -129,10 +171,10 @@ class LoadBalancer(Construct):
             load_balancer_arn=balancer.arn,
             port=HTTP_PORT,
             protocol="HTTP",
-            default_action=redirect if certificate_arn else forward,
+            default_action=redirect if https else forward,
             depends_on=[https] if https else None,
         )
-        if certificate_arn:
+        if https:
             # Before this one listener, a stack with a certificate had its port-80 listener
             # at this address (cdktf's logical id for the path load-balancer/http-redirect:
             # the path, then the first 8 hex digits of its MD5, upper case): Terraform
@@ -140,18 +182,6 @@ class LoadBalancer(Construct):
             http.move_from_id(
                 f"aws_lb_listener.load-balancer_http-redirect_{_cdktf_path_hash('load-balancer', 'http-redirect')}"
             )
-        if waf_acl_arn:
-            wafv2_web_acl_association.Wafv2WebAclAssociation(
-                self, "waf", resource_arn=balancer.arn, web_acl_arn=waf_acl_arn
-            )
-
-        self.dns_name: str = balancer.dns_name
-        self.arn: str = balancer.arn
-        self.arn_suffix: str = balancer.arn_suffix
-        self.target_group_arn: str = target_group.arn
-        self.target_group_arn_suffix: str = target_group.arn_suffix
-        scheme = "https" if certificate_arn else "http"
-        self.endpoint_url: str = f"{scheme}://{balancer.dns_name}"
 
     def _access_log_bucket(self, name: str, account: Account, retention_days: int) -> str:
         """A private bucket for ALB access logs. ALB log delivery supports SSE-S3 only, not KMS."""
@@ -210,27 +240,22 @@ class LoadBalancer(Construct):
             self,
             "access-logs-policy",
             bucket=bucket.id,
-            policy=json.dumps(
-                {
-                    "Version": "2012-10-17",
-                    "Statement": [
-                        {
-                            "Sid": "AlbWritesAccessLogs",
-                            "Effect": "Allow",
-                            "Principal": {"AWS": elb_account.arn},
-                            "Action": "s3:PutObject",
-                            "Resource": f"{bucket.arn}/alb/AWSLogs/{account.account_id}/*",
-                        },
-                        {
-                            "Sid": "DenyInsecureTransport",
-                            "Effect": "Deny",
-                            "Principal": "*",
-                            "Action": "s3:*",
-                            "Resource": [bucket.arn, f"{bucket.arn}/*"],
-                            "Condition": {"Bool": {"aws:SecureTransport": "false"}},
-                        },
-                    ],
-                }
+            policy=policy_document(
+                statement(
+                    sid="AlbWritesAccessLogs",
+                    principal={"AWS": elb_account.arn},
+                    action="s3:PutObject",
+                    resource=f"{bucket.arn}/alb/AWSLogs/{account.account_id}/*",
+                ),
+                statement(
+                    sid="DenyInsecureTransport",
+                    effect="Deny",
+                    principal="*",
+                    action="s3:*",
+                    resource=[bucket.arn, f"{bucket.arn}/*"],
+                    condition={"Bool": {"aws:SecureTransport": "false"}},
+                ),
             ),
         )
-        return bucket.bucket
+        bucket_name: str = bucket.bucket
+        return bucket_name

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 from cdktf import Fn
 from constructs import Construct
 
@@ -23,10 +21,13 @@ from components.aws import (
     vpc,
     vpc_endpoint,
 )
+from components.observability import LogGroups
+from components.policy import assume_role_policy, policy_document, statement
+from environments.schema import NetworkConfig
 
 
 class Network(Construct):
-    """A VPC spread over ``len(private_cidrs)`` AZs.
+    """A VPC spread over ``config.az_count`` AZs, its flow logs in the ``vpc-flow-logs`` log group.
 
     Attributes:
         vpc_id, vpc_cidr: the VPC.
@@ -41,13 +42,13 @@ class Network(Construct):
         *,
         name: str,
         region: str,
-        cidr: str,
-        public_cidrs: list[str],
-        private_cidrs: list[str],
-        nat_per_az: bool,
-        flow_log_group_arn: str,
+        config: NetworkConfig,
+        logs: LogGroups,
     ) -> None:
         super().__init__(scope, id_)
+        cidr = config.cidr
+        public_cidrs, private_cidrs = config.subnet_cidrs()
+        nat_per_az = config.nat == "per_az"
         zones = data_aws_availability_zones.DataAwsAvailabilityZones(
             self,
             "zones",
@@ -143,42 +144,25 @@ class Network(Construct):
             route_table_ids=private_route_table_ids,
             tags={"Name": f"{name}-s3"},
         )
-        self._flow_logs(name, network.id, flow_log_group_arn)
+        self._flow_logs(name, network.id, logs.group("vpc-flow-logs").arn)
 
     def _flow_logs(self, name: str, vpc_id: str, group_arn: str) -> None:
         role = iam_role.IamRole(
             self,
             "flow-logs-role",
             name=f"{name}-flow-logs",
-            assume_role_policy=json.dumps(
-                {
-                    "Version": "2012-10-17",
-                    "Statement": [
-                        {
-                            "Effect": "Allow",
-                            "Principal": {"Service": "vpc-flow-logs.amazonaws.com"},
-                            "Action": "sts:AssumeRole",
-                        }
-                    ],
-                }
-            ),
+            assume_role_policy=assume_role_policy("vpc-flow-logs.amazonaws.com"),
         )
         iam_role_policy.IamRolePolicy(
             self,
             "flow-logs-policy",
             name=f"{name}-write-flow-logs",
             role=role.id,
-            policy=json.dumps(
-                {
-                    "Version": "2012-10-17",
-                    "Statement": [
-                        {
-                            "Effect": "Allow",
-                            "Action": ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
-                            "Resource": [group_arn, f"{group_arn}:*"],
-                        }
-                    ],
-                }
+            policy=policy_document(
+                statement(
+                    action=["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
+                    resource=[group_arn, f"{group_arn}:*"],
+                )
             ),
         )
         flow_log.FlowLog(

@@ -2,87 +2,105 @@
 
 from __future__ import annotations
 
-import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from constructs import Construct
 
 from components.account import Account
 from components.aws import cloudwatch_log_group, cloudwatch_metric_alarm, kms_alias, kms_key, sns_topic
+from components.policy import policy_document, statement
+from environments.schema import LoggingConfig
+
+if TYPE_CHECKING:
+    from components.load_balancer import LoadBalancer
+    from components.service import TaskService
+
+
+@dataclass(frozen=True)
+class LogGroup:
+    """One encrypted log group, and the region its awslogs driver writes to."""
+
+    name: str
+    arn: str
+    region: str
 
 
 class LogGroups(Construct):
-    """A customer-managed KMS key and one encrypted log group per name.
+    """A customer-managed KMS key, and one encrypted log group per part that asks for one (``group``).
 
     Attributes:
         key_arn: the key, also used by the alarm topic and the etcd data file system.
-        names: log group name per short name (e.g. ``names["decode"]``).
-        arns: log group ARN per short name.
+        names: log group name per short name, in the order they were asked for.
     """
 
     def __init__(
-        self, scope: Construct, id_: str, *, name: str, account: Account, retention_days: int, streams: list[str]
+        self, scope: Construct, id_: str, *, name: str, region: str, account: Account, retention_days: int
     ) -> None:
         super().__init__(scope, id_)
+        self._name = name
+        self._region = region
+        self._retention_days = retention_days
         key = kms_key.KmsKey(
             self,
             "key",
             description=f"{name}: CloudWatch Logs, alarm notifications and etcd data",
             enable_key_rotation=True,
             deletion_window_in_days=30,
-            policy=json.dumps(_key_policy(account, name)),
+            policy=_key_policy(account, name),
         )
         kms_alias.KmsAlias(self, "alias", name=f"alias/{name}-observability", target_key_id=key.key_id)
         self.key_arn: str = key.arn
-        self.names: dict[str, str] = {}
-        self.arns: dict[str, str] = {}
-        for stream in streams:
+        self._groups: dict[str, LogGroup] = {}
+
+    def group(self, short_name: str) -> LogGroup:
+        """The log group ``/ecs/<stack>/<short_name>``, made on first use."""
+        if short_name not in self._groups:
             group = cloudwatch_log_group.CloudwatchLogGroup(
                 self,
-                stream,
-                name=f"/ecs/{name}/{stream}",
-                retention_in_days=retention_days,
-                kms_key_id=key.arn,
+                short_name,
+                name=f"/ecs/{self._name}/{short_name}",
+                retention_in_days=self._retention_days,
+                kms_key_id=self.key_arn,
             )
-            self.names[stream] = group.name
-            self.arns[stream] = group.arn
+            self._groups[short_name] = LogGroup(group.name, group.arn, self._region)
+        return self._groups[short_name]
+
+    @property
+    def names(self) -> dict[str, str]:
+        return {short_name: group.name for short_name, group in self._groups.items()}
 
 
-def _key_policy(account: Account, name: str) -> dict:
+def _key_policy(account: Account, name: str) -> str:
     root = f"arn:{account.partition}:iam::{account.account_id}:root"
-    return {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Sid": "AccountAdministers",
-                "Effect": "Allow",
-                "Principal": {"AWS": root},
-                "Action": "kms:*",
-                "Resource": "*",
-            },
-            {
-                "Sid": "CloudWatchLogsEncryptsThisEnvironmentsGroups",
-                "Effect": "Allow",
-                "Principal": {"Service": f"logs.{account.region}.{account.dns_suffix}"},
-                "Action": ["kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"],
-                "Resource": "*",
-                "Condition": {
-                    "ArnLike": {
-                        "kms:EncryptionContext:aws:logs:arn": (
-                            f"arn:{account.partition}:logs:{account.region}:{account.account_id}:log-group:/ecs/{name}/*"
-                        )
-                    }
-                },
-            },
-            {
-                "Sid": "CloudWatchAlarmsPublishToTheEncryptedTopic",
-                "Effect": "Allow",
-                "Principal": {"Service": "cloudwatch.amazonaws.com"},
-                "Action": ["kms:Decrypt", "kms:GenerateDataKey*"],
-                "Resource": "*",
-                "Condition": {"StringEquals": {"aws:SourceAccount": account.account_id}},
-            },
-        ],
-    }
+    log_groups = f"arn:{account.partition}:logs:{account.region}:{account.account_id}:log-group:/ecs/{name}/*"
+    return policy_document(
+        statement(sid="AccountAdministers", principal={"AWS": root}, action="kms:*", resource="*"),
+        statement(
+            sid="CloudWatchLogsEncryptsThisEnvironmentsGroups",
+            principal={"Service": f"logs.{account.region}.{account.dns_suffix}"},
+            action=["kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"],
+            resource="*",
+            condition={"ArnLike": {"kms:EncryptionContext:aws:logs:arn": log_groups}},
+        ),
+        statement(
+            sid="CloudWatchAlarmsPublishToTheEncryptedTopic",
+            principal={"Service": "cloudwatch.amazonaws.com"},
+            action=["kms:Decrypt", "kms:GenerateDataKey*"],
+            resource="*",
+            condition={"StringEquals": {"aws:SourceAccount": account.account_id}},
+        ),
+    )
+
+
+# A burst of 5xx is worth a page only when it is more than a handful of failed requests.
+ALB_5XX_PER_5_MINUTES = 10
+# Unhealthy frontends and missing tasks: long enough to ride out a rollout or a replaced task.
+UNHEALTHY_TARGET_MINUTES = 5
+BELOW_DESIRED_PERIODS = 3  # of 5 minutes: a GPU worker loading its model takes up to ~10
+# A member replaced by Fargate is back in one or two minutes.
+ETCD_BELOW_QUORUM_PLUS_ONE_MINUTES = 5
 
 
 class Alarms(Construct):
@@ -99,101 +117,110 @@ class Alarms(Construct):
         id_: str,
         *,
         name: str,
-        topic_arn: str | None,
+        config: LoggingConfig,
         key_arn: str,
-        load_balancer_arn_suffix: str,
-        target_group_arn_suffix: str,
-        services: dict[str, tuple[str, str]],
-        etcd_cluster_name: str,
-        etcd_service_names: list[str],
+        balancer: LoadBalancer,
+        services: Mapping[str, TaskService],
+        etcd_members: Sequence[TaskService],
     ) -> None:
-        """``services`` maps a short name to (cluster name, service name); ``etcd_service_names``: one per member."""
+        """``services``: every service by short name; ``etcd_members``: the members' services, in member order."""
         super().__init__(scope, id_)
+        topic_arn = config.alarm_topic_arn
         if topic_arn is None:
             topic_arn = sns_topic.SnsTopic(self, "topic", name=f"{name}-alarms", kms_master_key_id=key_arn).arn
         self.topic_arn: str = topic_arn
-        common = {
-            "alarm_actions": [topic_arn],
-            "ok_actions": [topic_arn],
-            "treat_missing_data": "notBreaching",
-        }
-        balancer = {"LoadBalancer": load_balancer_arn_suffix}
+        self._name = name
+        self._common = {"alarm_actions": [topic_arn], "ok_actions": [topic_arn], "treat_missing_data": "notBreaching"}
+        self._load_balancer(balancer)
+        for short_name, service in services.items():
+            self._below_desired(short_name, service)
+        self._etcd_quorum(etcd_members)
+
+    def _load_balancer(self, balancer: LoadBalancer) -> None:
+        dimensions = {"LoadBalancer": balancer.arn_suffix}
         cloudwatch_metric_alarm.CloudwatchMetricAlarm(
             self,
             "alb-5xx",
-            alarm_name=f"{name}-alb-5xx",
-            alarm_description="The load balancer or the frontends answered 5xx more than 10 times in 5 minutes.",
+            alarm_name=f"{self._name}-alb-5xx",
+            alarm_description=(
+                f"The load balancer or the frontends answered 5xx more than {ALB_5XX_PER_5_MINUTES} times in 5 minutes."
+            ),
             comparison_operator="GreaterThanThreshold",
-            threshold=10,
+            threshold=ALB_5XX_PER_5_MINUTES,
             evaluation_periods=1,
             metric_query=[
                 cloudwatch_metric_alarm.CloudwatchMetricAlarmMetricQuery(
                     id="errors", expression="elb + target", label="5xx responses", return_data=True
                 ),
-                _metric_query("elb", "HTTPCode_ELB_5XX_Count", balancer),
-                _metric_query("target", "HTTPCode_Target_5XX_Count", balancer),
+                _metric_query("elb", "HTTPCode_ELB_5XX_Count", dimensions),
+                _metric_query("target", "HTTPCode_Target_5XX_Count", dimensions),
             ],
-            **common,
+            **self._common,
         )
         cloudwatch_metric_alarm.CloudwatchMetricAlarm(
             self,
             "unhealthy-targets",
-            alarm_name=f"{name}-unhealthy-targets",
-            alarm_description="A frontend target failed the ALB health check (/health) for 5 minutes.",
+            alarm_name=f"{self._name}-unhealthy-targets",
+            alarm_description=(
+                f"A frontend target failed the ALB health check (/health) for {UNHEALTHY_TARGET_MINUTES} minutes."
+            ),
             namespace="AWS/ApplicationELB",
             metric_name="UnHealthyHostCount",
-            dimensions={**balancer, "TargetGroup": target_group_arn_suffix},
+            dimensions={**dimensions, "TargetGroup": balancer.target.target_group_arn_suffix},
             statistic="Maximum",
             period=60,
-            evaluation_periods=5,
+            evaluation_periods=UNHEALTHY_TARGET_MINUTES,
             comparison_operator="GreaterThanThreshold",
             threshold=0,
-            **common,
+            **self._common,
         )
-        for short_name, (cluster_name, service_name) in services.items():
-            dimensions = {"ClusterName": cluster_name, "ServiceName": service_name}
-            cloudwatch_metric_alarm.CloudwatchMetricAlarm(
-                self,
-                f"{short_name}-below-desired",
-                alarm_name=f"{name}-{short_name}-below-desired",
-                alarm_description=(
-                    f"{short_name}: fewer tasks running than desired for 15 minutes (Container Insights)."
-                ),
-                comparison_operator="GreaterThanThreshold",
-                threshold=0,
-                evaluation_periods=3,
-                metric_query=[
-                    cloudwatch_metric_alarm.CloudwatchMetricAlarmMetricQuery(
-                        id="missing", expression="desired - running", label="tasks missing", return_data=True
-                    ),
-                    _metric_query("desired", "DesiredTaskCount", dimensions, namespace="ECS/ContainerInsights"),
-                    _metric_query("running", "RunningTaskCount", dimensions, namespace="ECS/ContainerInsights"),
-                ],
-                **common,
-            )
 
-        # Quorum + 1: one more lost member would stop every Dynamo process. With three
-        # members that is any member missing; with one, etcd down. Five minutes: a member
-        # replaced by Fargate is back in one or two.
-        members = len(etcd_service_names)
+    def _below_desired(self, short_name: str, service: TaskService) -> None:
+        dimensions = {"ClusterName": service.cluster_name, "ServiceName": service.service_name}
+        minutes = BELOW_DESIRED_PERIODS * 5
+        cloudwatch_metric_alarm.CloudwatchMetricAlarm(
+            self,
+            f"{short_name}-below-desired",
+            alarm_name=f"{self._name}-{short_name}-below-desired",
+            alarm_description=(
+                f"{short_name}: fewer tasks running than desired for {minutes} minutes (Container Insights)."
+            ),
+            comparison_operator="GreaterThanThreshold",
+            threshold=0,
+            evaluation_periods=BELOW_DESIRED_PERIODS,
+            metric_query=[
+                cloudwatch_metric_alarm.CloudwatchMetricAlarmMetricQuery(
+                    id="missing", expression="desired - running", label="tasks missing", return_data=True
+                ),
+                _metric_query("desired", "DesiredTaskCount", dimensions, namespace="ECS/ContainerInsights"),
+                _metric_query("running", "RunningTaskCount", dimensions, namespace="ECS/ContainerInsights"),
+            ],
+            **self._common,
+        )
+
+    def _etcd_quorum(self, etcd_members: Sequence[TaskService]) -> None:
+        """Quorum + 1: one more lost member would stop every Dynamo process. With three
+        members that is any member missing; with one, etcd down."""
+        members = len(etcd_members)
         threshold = min(members, members // 2 + 2)
         running = [f"m{index}" for index in range(members)]
+        minutes = ETCD_BELOW_QUORUM_PLUS_ONE_MINUTES
         cloudwatch_metric_alarm.CloudwatchMetricAlarm(
             self,
             "etcd-below-quorum-plus-one",
-            alarm_name=f"{name}-etcd-below-quorum-plus-one",
+            alarm_name=f"{self._name}-etcd-below-quorum-plus-one",
             alarm_description=(
-                f"etcd: fewer than {threshold} of {members} members running for 5 minutes; one more lost member stops "
-                "every Dynamo process (Container Insights)."
+                f"etcd: fewer than {threshold} of {members} members running for {minutes} minutes; "
+                "one more lost member stops every Dynamo process (Container Insights)."
                 if members > 1
                 else (
-                    "etcd: its only member not running for 5 minutes; "
+                    f"etcd: its only member not running for {minutes} minutes; "
                     "every Dynamo process stops without it (Container Insights)."
                 )
             ),
             comparison_operator="LessThanThreshold",
             threshold=threshold,
-            evaluation_periods=5,
+            evaluation_periods=minutes,
             metric_query=[
                 # A member without a data point counts as not running.
                 cloudwatch_metric_alarm.CloudwatchMetricAlarmMetricQuery(
@@ -206,14 +233,14 @@ class Alarms(Construct):
                     _metric_query(
                         query_id,
                         "RunningTaskCount",
-                        {"ClusterName": etcd_cluster_name, "ServiceName": service_name},
+                        {"ClusterName": member.cluster_name, "ServiceName": member.service_name},
                         namespace="ECS/ContainerInsights",
                         period=60,
                     )
-                    for query_id, service_name in zip(running, etcd_service_names, strict=True)
+                    for query_id, member in zip(running, etcd_members, strict=True)
                 ),
             ],
-            **common,
+            **self._common,
         )
 
 

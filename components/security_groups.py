@@ -21,9 +21,12 @@ NATS) in the twin.
 
 from __future__ import annotations
 
+from typing import Literal
+
 from constructs import Construct
 
 from components.aws import security_group, vpc_security_group_egress_rule, vpc_security_group_ingress_rule
+from environments.schema import LoadBalancerConfig
 
 FRONTEND_PORT = 8000
 ETCD_PORT = 2379
@@ -49,18 +52,50 @@ RESPONSE_STREAM_PORT = 9101
 UNPRIVILEGED_PORTS = (1024, 65535)
 
 
+class SecurityGroup:
+    """One security group, and the rules that let others reach it (or it reach others).
+
+    Rules are resources of the SecurityGroups construct that owns the group, wherever they
+    are wired from, so their addresses in the state do not depend on who asked for them.
+
+    Attributes: id, key (the short name in rule ids and the group's name).
+    """
+
+    def __init__(self, owner: SecurityGroups, key: str, group_id: str) -> None:
+        self._owner = owner
+        self.key = key
+        self.id = group_id
+
+    def admit(
+        self,
+        source: SecurityGroup,
+        ports: tuple[int, int],
+        *,
+        ingress: str,
+        egress: str,
+        as_: str | None = None,
+    ) -> None:
+        """TCP ``ports`` from ``source``: the ingress rule here and the egress rule on ``source``.
+
+        ``ingress``/``egress``: the rules' descriptions. ``as_``: the name this group has in the
+        rules' ids when it is not the group's own (etcd and NATS share the control plane's).
+        """
+        name = as_ or self.key
+        self._owner.rule("ingress", f"{name}-from-{source.key}", self, ports, ingress, peer=source)
+        self._owner.rule("egress", f"{source.key}-to-{name}", source, ports, egress, peer=self)
+
+
 class SecurityGroups(Construct):
-    """Attributes: alb, frontend, workers, control_plane, etcd_peers, efs, gpu_instances (security group ids)."""
+    """The platform's security groups and the rules between them (see the module docstring).
+
+    The ALB's rules to the frontend are added where the frontend is registered as the
+    ALB's target (components/service.py, ``LoadBalancerTarget``).
+
+    Attributes: alb, frontend, workers, control_plane, etcd_peers, efs, gpu_instances (SecurityGroup).
+    """
 
     def __init__(
-        self,
-        scope: Construct,
-        id_: str,
-        *,
-        name: str,
-        vpc_id: str,
-        listener_ports: list[int],
-        allowed_cidrs: list[str],
+        self, scope: Construct, id_: str, *, name: str, vpc_id: str, load_balancer: LoadBalancerConfig
     ) -> None:
         super().__init__(scope, id_)
         self._vpc_id = vpc_id
@@ -83,193 +118,96 @@ class SecurityGroups(Construct):
         )
         self.efs = self._group("efs", "etcd data file system mount targets: NFS from the etcd members only")
 
+        listener_ports = [HTTP_PORT, HTTPS_PORT] if load_balancer.certificate_arn else [HTTP_PORT]
         for port in listener_ports:
-            for index, cidr in enumerate(allowed_cidrs):
-                self._ingress(f"alb-{port}-{index}", self.alb, port, port, f"clients to listener {port}", cidr=cidr)
-        self._egress(
-            "alb-to-frontend", self.alb, FRONTEND_PORT, FRONTEND_PORT, "health checks and requests", peer=self.frontend
-        )
-        self._ingress(
-            "frontend-from-alb", self.frontend, FRONTEND_PORT, FRONTEND_PORT, "requests from the ALB", peer=self.alb
-        )
+            for index, cidr in enumerate(load_balancer.allowed_cidrs):
+                self.rule(
+                    "ingress", f"alb-{port}-{index}", self.alb, (port, port), f"clients to listener {port}", cidr=cidr
+                )
 
         # Descriptions: AWS allows no apostrophe or ">" in them.
-        self._ingress(
-            "workers-from-frontend",
-            self.workers,
-            REQUEST_PLANE_PORT,
-            REQUEST_PLANE_PORT,
-            "Dynamo request plane: requests from the frontend to DYN_TCP_RPC_PORT",
-            peer=self.frontend,
-        )
-        self._egress(
-            "frontend-to-workers",
+        self.workers.admit(
             self.frontend,
-            REQUEST_PLANE_PORT,
-            REQUEST_PLANE_PORT,
-            "Dynamo request plane: the frontend sends requests to DYN_TCP_RPC_PORT of the workers",
-            peer=self.workers,
+            (REQUEST_PLANE_PORT, REQUEST_PLANE_PORT),
+            ingress="Dynamo request plane: requests from the frontend to DYN_TCP_RPC_PORT",
+            egress="Dynamo request plane: the frontend sends requests to DYN_TCP_RPC_PORT of the workers",
         )
-        self._ingress(
-            "frontend-from-workers",
-            self.frontend,
-            RESPONSE_STREAM_PORT,
-            RESPONSE_STREAM_PORT,
-            "Dynamo response stream: workers stream tokens back to the frontend",
-            peer=self.workers,
-        )
-        self._egress(
-            "workers-to-frontend",
+        self.frontend.admit(
             self.workers,
-            RESPONSE_STREAM_PORT,
-            RESPONSE_STREAM_PORT,
-            "Dynamo response stream: tokens back to DYN_TCP_RESPONSE_STREAM_PORT of the frontend",
-            peer=self.frontend,
+            (RESPONSE_STREAM_PORT, RESPONSE_STREAM_PORT),
+            ingress="Dynamo response stream: workers stream tokens back to the frontend",
+            egress="Dynamo response stream: tokens back to DYN_TCP_RESPONSE_STREAM_PORT of the frontend",
         )
-        self._ingress(
-            "workers-from-workers", self.workers, *UNPRIVILEGED_PORTS, "NIXL KV-cache transfer", peer=self.workers
+        self.workers.admit(
+            self.workers, UNPRIVILEGED_PORTS, ingress="NIXL KV-cache transfer", egress="NIXL KV-cache transfer"
         )
-        self._egress(
-            "workers-to-workers", self.workers, *UNPRIVILEGED_PORTS, "NIXL KV-cache transfer", peer=self.workers
-        )
-
-        for client_name, client in (("frontend", self.frontend), ("workers", self.workers)):
+        for client in (self.frontend, self.workers):
             for service, port in (("etcd", ETCD_PORT), ("nats", NATS_PORT)):
-                self._ingress(
-                    f"{service}-from-{client_name}", self.control_plane, port, port, f"{service} clients", peer=client
-                )
-                self._egress(
-                    f"{client_name}-to-{service}",
+                self.control_plane.admit(
                     client,
-                    port,
-                    port,
-                    f"{service} discovery and events",
-                    peer=self.control_plane,
+                    (port, port),
+                    ingress=f"{service} clients",
+                    egress=f"{service} discovery and events",
+                    as_=service,
                 )
-
-        self._ingress(
-            "etcd-peers-from-etcd-peers",
+        self.etcd_peers.admit(
             self.etcd_peers,
-            ETCD_PEER_PORT,
-            ETCD_PEER_PORT,
-            "etcd raft: peer traffic from the other members",
-            peer=self.etcd_peers,
+            (ETCD_PEER_PORT, ETCD_PEER_PORT),
+            ingress="etcd raft: peer traffic from the other members",
+            egress="etcd raft: peer traffic to the other members",
         )
-        self._egress(
-            "etcd-peers-to-etcd-peers",
+        self.efs.admit(
             self.etcd_peers,
-            ETCD_PEER_PORT,
-            ETCD_PEER_PORT,
-            "etcd raft: peer traffic to the other members",
-            peer=self.etcd_peers,
+            (NFS_PORT, NFS_PORT),
+            ingress="NFS: etcd members mount their data directories",
+            egress="NFS: etcd data directories on the EFS mount targets",
         )
-        self._ingress(
-            "efs-from-etcd-peers",
-            self.efs,
-            NFS_PORT,
-            NFS_PORT,
-            "NFS: etcd members mount their data directories",
-            peer=self.etcd_peers,
-        )
-        self._egress(
-            "etcd-peers-to-efs",
-            self.etcd_peers,
-            NFS_PORT,
-            NFS_PORT,
-            "NFS: etcd data directories on the EFS mount targets",
-            peer=self.efs,
-        )
-
-        for group_name, group in (
-            ("frontend", self.frontend),
-            ("workers", self.workers),
-            ("control-plane", self.control_plane),
-            ("gpu-instances", self.gpu_instances),
-        ):
-            self._egress(
-                f"{group_name}-https",
+        for group in (self.frontend, self.workers, self.control_plane, self.gpu_instances):
+            self.rule(
+                "egress",
+                f"{group.key}-https",
                 group,
-                HTTPS_PORT,
-                HTTPS_PORT,
+                (HTTPS_PORT, HTTPS_PORT),
                 "image registries, Hugging Face, AWS APIs",
                 cidr="0.0.0.0/0",
             )
 
-    def _group(self, suffix: str, description: str) -> str:
+    def _group(self, key: str, description: str) -> SecurityGroup:
         group = security_group.SecurityGroup(
             self,
-            suffix,
-            name=f"{self._name}-{suffix}",
+            key,
+            name=f"{self._name}-{key}",
             description=description,
             vpc_id=self._vpc_id,
-            tags={"Name": f"{self._name}-{suffix}"},
+            tags={"Name": f"{self._name}-{key}"},
         )
-        return group.id
+        return SecurityGroup(self, key, group.id)
 
-    def _ingress(
+    def rule(
         self,
-        id_: str,
-        group: str,
-        from_port: int,
-        to_port: int,
+        direction: Literal["ingress", "egress"],
+        key: str,
+        group: SecurityGroup,
+        ports: tuple[int, int],
         description: str,
         *,
         cidr: str | None = None,
-        peer: str | None = None,
-    ) -> None:
-        self._rule(
-            vpc_security_group_ingress_rule.VpcSecurityGroupIngressRule,
-            f"in-{id_}",
-            group,
-            from_port,
-            to_port,
-            description,
-            cidr,
-            peer,
-        )
-
-    def _egress(
-        self,
-        id_: str,
-        group: str,
-        from_port: int,
-        to_port: int,
-        description: str,
-        *,
-        cidr: str | None = None,
-        peer: str | None = None,
-    ) -> None:
-        self._rule(
-            vpc_security_group_egress_rule.VpcSecurityGroupEgressRule,
-            f"out-{id_}",
-            group,
-            from_port,
-            to_port,
-            description,
-            cidr,
-            peer,
-        )
-
-    def _rule(
-        self,
-        rule_class: type,
-        id_: str,
-        group: str,
-        from_port: int,
-        to_port: int,
-        description: str,
-        cidr: str | None,
-        peer: str | None,
+        peer: SecurityGroup | None = None,
     ) -> None:
         """One TCP port range from (ingress) or to (egress) either a CIDR or a peer security group."""
+        rule_class = (
+            vpc_security_group_ingress_rule.VpcSecurityGroupIngressRule
+            if direction == "ingress"
+            else vpc_security_group_egress_rule.VpcSecurityGroupEgressRule
+        )
         rule_class(
             self,
-            id_,
-            security_group_id=group,
+            f"{'in' if direction == 'ingress' else 'out'}-{key}",
+            security_group_id=group.id,
             ip_protocol="tcp",
-            from_port=from_port,
-            to_port=to_port,
+            from_port=ports[0],
+            to_port=ports[1],
             description=description,
             cidr_ipv4=cidr,
-            referenced_security_group_id=peer,
+            referenced_security_group_id=peer.id if peer else None,
         )

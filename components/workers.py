@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from cdktf import ITerraformDependable
 from constructs import Construct
 
 from components.aws import ecs_task_definition
-from components.container import container_definition, http_health_check
+from components.container import Container, Mount, http_health_check
+from components.iam import TaskRoles
+from components.load_balancer import LoadBalancerTarget
+from components.observability import LogGroups
 from components.security_groups import FRONTEND_PORT, REQUEST_PLANE_PORT, RESPONSE_STREAM_PORT
-from components.service import TaskService
+from components.service import Deployment, Placement, TaskService, TaskSize
+from environments.schema import Environment, FrontendConfig, GpuWorkerConfig, ImageConfig, ModelConfig
+
+if TYPE_CHECKING:
+    from components.control_plane import ControlPlane
 
 # The worker's system server (/health, /live, /metrics) listens here when DYN_SYSTEM_PORT is set.
 SYSTEM_PORT = 9090
@@ -37,6 +43,15 @@ NIXL_KV_TRANSFER = json.dumps({"kv_connector": "NixlConnector", "kv_role": "kv_b
 # period, then `retries` failed checks; together about 10 minutes.
 WORKER_START_PERIOD = 300
 WORKER_HEALTH_RETRIES = 10
+# The ALB's /health check proves that the frontend's HTTP server runs and has finished its
+# first discovery scan: Dynamo 1.2.1 answers 200 {"status":"healthy","endpoints":[],
+# "instances":[]} within seconds of starting, even with no worker registered
+# (lib/llm/src/http/service/health.rs in ai-dynamo/dynamo; measured). It does not prove a
+# model is served: until a worker registers, /v1/models is empty and completions get 404
+# "model not found", and an ALB matcher sees only the status code, so a model-aware check
+# is not possible there. The grace therefore covers only the frontend's start and the
+# ALB's healthy_threshold (2) x interval (15 s), not a model load.
+FRONTEND_HEALTH_GRACE_SECONDS = 120
 # ECS's maximum: time for in-flight requests to finish after SIGTERM.
 STOP_TIMEOUT = 120
 
@@ -58,36 +73,65 @@ def rollout_percents(rollout: str, min_count: int) -> tuple[int, int]:
     return (50 if min_count >= 2 else 0), 100
 
 
-def frontend_command(*, router_mode: str, router_replica_sync: bool, migration_limit: int) -> list[str]:
-    command = ["python3", "-m", "dynamo.frontend", "--router-mode", router_mode, "--http-port", str(FRONTEND_PORT)]
-    if router_replica_sync:
+@dataclass(frozen=True)
+class DynamoRuntime:
+    """What every Dynamo process is given: the image, how to reach etcd and NATS, and its secrets."""
+
+    image: str
+    pull_credentials_arn: str | None
+    environment: dict[str, str]
+    secrets: dict[str, str]
+
+    @classmethod
+    def of(cls, *, image: ImageConfig, model: ModelConfig, control_plane: ControlPlane) -> DynamoRuntime:
+        return cls(
+            image=image.reference,
+            pull_credentials_arn=image.pull_credentials_secret_arn,
+            environment={
+                "ETCD_ENDPOINTS": control_plane.etcd_endpoint,
+                "NATS_SERVER": control_plane.nats_server,
+                "DYN_EVENT_PLANE": "nats",
+                "DYN_LOG": "info",
+            },
+            # HF_TOKEN for the workers (weights) and the frontend, which downloads a gated
+            # model's config and tokenizer itself: with the default Rust preprocessor through
+            # ModelDeploymentCard::download_config (lib/llm/src/model_card.rs upstream, compiled
+            # into dynamo/_core.abi3.so), with --dyn-chat-processor vllm through
+            # fetch_model(source_path, ignore_weights=True) (dynamo/frontend/vllm_processor.py:788
+            # in ai-dynamo 1.2.1; sglang_processor.py:646 likewise).
+            secrets={"HF_TOKEN": model.hf_token_secret_arn} if model.hf_token_secret_arn else {},
+        )
+
+
+def frontend_command(config: FrontendConfig) -> list[str]:
+    command = ["python3", "-m", "dynamo.frontend", "--router-mode", config.router_mode]
+    command += ["--http-port", str(FRONTEND_PORT)]
+    # Each KV router tracks only the requests it routed itself; with several frontends they
+    # share their view of the workers' load through NATS. max_count, not count: autoscaling
+    # adds frontends to a running stack.
+    if config.router_mode == "kv" and config.max_count > 1:
         command.append("--router-replica-sync")
-    if migration_limit > 0:
-        command += ["--migration-limit", str(migration_limit)]
+    if config.migration_limit > 0:
+        command += ["--migration-limit", str(config.migration_limit)]
     return command
 
 
-def worker_command(
-    *,
-    model: str,
-    served_model_name: str | None,
-    tensor_parallel_size: int,
-    disaggregation_mode: str | None,
-    publish_kv_events: bool,
-    max_model_len: int | None,
-    extra_args: list[str],
-) -> list[str]:
-    """``disaggregation_mode`` is "prefill", "decode" or None (aggregated)."""
-    command = ["python3", "-m", "dynamo.vllm", "--model", model, "--tensor-parallel-size", str(tensor_parallel_size)]
-    if served_model_name is not None:
+def worker_command(env: Environment, role: str) -> list[str]:
+    """The vLLM worker of ``role`` ("decode" or "prefill"): aggregated when ``env.mode`` says so."""
+    model = env.model
+    command = ["python3", "-m", "dynamo.vllm", "--model", model.name]
+    command += ["--tensor-parallel-size", str(model.tensor_parallel_size)]
+    if model.served_model_name is not None:
         # dynamo.vllm registers the model under vLLM's served_model_name when one is given
         # (dynamo/vllm/args.py, update_dynamo_config_with_engine, in ai-dynamo 1.2.1).
-        command += ["--served-model-name", served_model_name]
-    if max_model_len is not None:
-        command += ["--max-model-len", str(max_model_len)]
-    if disaggregation_mode is not None:
-        command += ["--disaggregation-mode", disaggregation_mode, "--kv-transfer-config", NIXL_KV_TRANSFER]
-    if publish_kv_events:
+        command += ["--served-model-name", model.served_model_name]
+    if model.max_model_len is not None:
+        command += ["--max-model-len", str(model.max_model_len)]
+    if env.mode == "disaggregated":
+        command += ["--disaggregation-mode", role, "--kv-transfer-config", NIXL_KV_TRANSFER]
+    # The KV router learns cache contents from the workers that own KV blocks after
+    # prefill; decode workers in disaggregated mode do not publish.
+    if env.frontend.router_mode == "kv" and (env.mode == "aggregated" or role == "prefill"):
         events = {
             "publisher": "zmq",
             "topic": "kv-events",
@@ -95,22 +139,13 @@ def worker_command(
             "enable_kv_cache_events": True,
         }
         command += ["--kv-events-config", json.dumps(events, separators=(",", ":"))]
-    return command + extra_args
-
-
-def dynamo_environment(*, etcd_endpoint: str, nats_server: str) -> dict[str, str]:
-    return {
-        "ETCD_ENDPOINTS": etcd_endpoint,
-        "NATS_SERVER": nats_server,
-        "DYN_EVENT_PLANE": "nats",
-        "DYN_LOG": "info",
-    }
+    return command + list(model.extra_vllm_args)
 
 
 class Frontend(Construct):
-    """The frontend service behind the ALB target group, on Fargate or on the GPU fleet.
+    """The frontend service behind the ALB's target group, on Fargate or on the GPU fleet.
 
-    Attributes: service_name.
+    Attributes: service (TaskService).
     """
 
     def __init__(
@@ -119,184 +154,128 @@ class Frontend(Construct):
         id_: str,
         *,
         name: str,
-        region: str,
-        cluster_arn: str,
-        capacity_provider: str | None,
-        image: str,
-        repository_credentials_arn: str | None,
-        command: list[str],
-        cpu: int,
-        memory: int,
-        ephemeral_storage_gib: int,
-        desired_count: int,
-        environment: dict[str, str],
-        secrets: dict[str, str],
-        target_group_arn: str,
-        health_check_grace_seconds: int,
-        log_group: str,
-        execution_role_arn: str,
-        task_role_arn: str,
-        subnet_ids: list[str],
-        security_group_id: str,
-        needs: Sequence[ITerraformDependable],
+        config: FrontendConfig,
+        runtime: DynamoRuntime,
+        placement: Placement,
+        roles: TaskRoles,
+        target: LoadBalancerTarget,
+        logs: LogGroups,
     ) -> None:
         super().__init__(scope, id_)
-        service = TaskService(
+        container = Container(
+            name="frontend",
+            image=runtime.image,
+            command=frontend_command(config),
+            environment={
+                **runtime.environment,
+                # Workers connect back to the frontend to stream tokens; pinned so the
+                # security groups can admit them on this one port (see security_groups.py).
+                # Never DYN_TCP_RPC_PORT here: on the frontend, 1.2.1 then fails model
+                # discovery ("TCP RPC port not set"; measured).
+                "DYN_TCP_RESPONSE_STREAM_PORT": str(RESPONSE_STREAM_PORT),
+            },
+            # Only HF_TOKEN, if any: the frontend downloads the model's config and
+            # tokenizer itself, never its weights (see DynamoRuntime).
+            secrets=runtime.secrets,
+            ports=[FRONTEND_PORT],
+            # /live answers as soon as the HTTP server runs: all ECS needs to know the
+            # process is alive. Whether it serves is the ALB's /health check (stack.py).
+            health_check=http_health_check(FRONTEND_PORT, "/live", start_period=60),
+            repository_credentials_arn=runtime.pull_credentials_arn,
+            logs=logs.group("frontend"),
+            stop_timeout=STOP_TIMEOUT,
+        )
+        self.service = TaskService(
             self,
             "frontend",
             name=f"{name}-frontend",
-            cluster_arn=cluster_arn,
-            capacity_provider=capacity_provider,
-            cpu=cpu,
-            memory=memory,
-            ephemeral_storage_gib=ephemeral_storage_gib,
-            execution_role_arn=execution_role_arn,
-            task_role_arn=task_role_arn,
-            subnet_ids=subnet_ids,
-            security_group_ids=[security_group_id],
-            desired_count=desired_count,
-            autoscaled=True,
-            load_balancer={
-                "target_group_arn": target_group_arn,
-                "container_name": "frontend",
-                "container_port": FRONTEND_PORT,
-            },
-            health_check_grace_seconds=health_check_grace_seconds,
-            needs=needs,
-            # Moving between Fargate and the GPU fleet moves the service to the other
-            # cluster, which forces a replacement (a service's cluster cannot change). The
-            # new service registers in the same target group and runs its tasks before the
-            # old one is deleted; the old tasks then drain for the target group's
-            # deregistration delay. Both keep the name: they live in different clusters.
-            replace_before_destroy=True,
-            container=container_definition(
-                name="frontend",
-                image=image,
-                command=command,
-                environment={
-                    **environment,
-                    # Workers connect back to the frontend to stream tokens; pinned so the
-                    # security groups can admit them on this one port (see security_groups.py).
-                    # Never DYN_TCP_RPC_PORT here: on the frontend, 1.2.1 then fails model
-                    # discovery ("TCP RPC port not set"; measured).
-                    "DYN_TCP_RESPONSE_STREAM_PORT": str(RESPONSE_STREAM_PORT),
-                },
-                # Only HF_TOKEN, if any: the frontend downloads the model's config and
-                # tokenizer itself, never its weights (see secrets_for).
-                secrets=secrets,
-                ports=[FRONTEND_PORT],
-                # /live answers as soon as the HTTP server runs: all ECS needs to know the
-                # process is alive. Whether it serves is the ALB's /health check (stack.py).
-                health_check=http_health_check(FRONTEND_PORT, "/live", start_period=60),
-                repository_credentials_arn=repository_credentials_arn,
-                log_group=log_group,
-                region=region,
-                stop_timeout=STOP_TIMEOUT,
+            placement=placement,
+            roles=roles,
+            container=container,
+            size=TaskSize(config.cpu, config.memory, config.ephemeral_storage_gib),
+            deployment=Deployment(
+                desired_count=config.count,
+                autoscaled=True,
+                health_check_grace_seconds=FRONTEND_HEALTH_GRACE_SECONDS,
+                # Moving between Fargate and the GPU fleet moves the service to the other
+                # cluster, which forces a replacement (a service's cluster cannot change). The
+                # new service registers in the same target group and runs its tasks before the
+                # old one is deleted; the old tasks then drain for the target group's
+                # deregistration delay. Both keep the name: they live in different clusters.
+                replace_before_destroy=True,
             ),
+            target=target,
         )
-        self.service_name: str = service.service_name
 
 
 class GpuWorkers(Construct):
-    """One vLLM worker service (decode or prefill) on the GPU capacity provider.
+    """One vLLM worker service on the GPU capacity provider; its construct id is its role
+    (``decode`` or ``prefill``).
 
-    Attributes: service_name.
+    Attributes: service (TaskService).
     """
 
     def __init__(
         self,
         scope: Construct,
-        id_: str,
+        role: str,
         *,
         name: str,
-        role: str,
-        region: str,
-        cluster_arn: str,
-        capacity_provider: str,
-        image: str,
-        repository_credentials_arn: str | None,
+        config: GpuWorkerConfig,
         command: list[str],
-        cpu: int,
-        memory: int,
-        gpus: int,
-        shared_memory_mib: int,
-        desired_count: int,
-        min_count: int,
-        rollout: str,
-        environment: dict[str, str],
-        secrets: dict[str, str],
+        runtime: DynamoRuntime,
+        placement: Placement,
+        roles: TaskRoles,
+        logs: LogGroups,
         model_cache_path: str,
-        log_group: str,
-        execution_role_arn: str,
-        task_role_arn: str,
-        subnet_ids: list[str],
-        security_group_id: str,
-        needs: Sequence[ITerraformDependable],
     ) -> None:
-        super().__init__(scope, id_)
-        minimum_healthy_percent, maximum_percent = rollout_percents(rollout, min_count)
-        service = TaskService(
+        super().__init__(scope, role)
+        minimum_healthy_percent, maximum_percent = rollout_percents(config.rollout, config.min_count)
+        model_cache = ecs_task_definition.EcsTaskDefinitionVolume(name=MODEL_CACHE_VOLUME, host_path=model_cache_path)
+        container = Container(
+            name=role,
+            image=runtime.image,
+            command=command,
+            environment={
+                **runtime.environment,
+                "DYN_SYSTEM_PORT": str(SYSTEM_PORT),
+                "DYN_SYSTEM_ENABLED": "true",
+                "DYN_SYSTEM_USE_ENDPOINT_HEALTH_STATUS": ENDPOINT_HEALTH_STATUS,
+                # The request-plane server of every endpoint this worker serves
+                # (generate, worker_kv_indexer_query, ...) listens here instead of on a
+                # port of its own choosing, so the frontend's rule names one port.
+                "DYN_TCP_RPC_PORT": str(REQUEST_PLANE_PORT),
+                "HF_HOME": MODEL_CACHE_MOUNT,
+            },
+            secrets=runtime.secrets,
+            ports=[SYSTEM_PORT],
+            health_check=http_health_check(
+                SYSTEM_PORT, "/health", start_period=WORKER_START_PERIOD, retries=WORKER_HEALTH_RETRIES
+            ),
+            repository_credentials_arn=runtime.pull_credentials_arn,
+            gpus=config.gpus,
+            mounts=[Mount(model_cache, MODEL_CACHE_MOUNT)],
+            linux_parameters={"sharedMemorySize": config.shared_memory_mib, "initProcessEnabled": True},
+            # NCCL and NIXL pin memory for GPU transfers: no memlock limit.
+            ulimits=[
+                {"name": "memlock", "softLimit": -1, "hardLimit": -1},
+                {"name": "stack", "softLimit": 67108864, "hardLimit": 67108864},
+            ],
+            logs=logs.group(role),
+            stop_timeout=STOP_TIMEOUT,
+        )
+        self.service = TaskService(
             self,
             role,
             name=f"{name}-{role}",
-            cluster_arn=cluster_arn,
-            capacity_provider=capacity_provider,
-            cpu=cpu,
-            memory=memory,
-            execution_role_arn=execution_role_arn,
-            task_role_arn=task_role_arn,
-            subnet_ids=subnet_ids,
-            security_group_ids=[security_group_id],
-            desired_count=desired_count,
-            autoscaled=True,
-            maximum_percent=maximum_percent,
-            minimum_healthy_percent=minimum_healthy_percent,
-            needs=needs,
-            volumes=[ecs_task_definition.EcsTaskDefinitionVolume(name=MODEL_CACHE_VOLUME, host_path=model_cache_path)],
-            container=container_definition(
-                name=role,
-                image=image,
-                command=command,
-                environment={
-                    **environment,
-                    "DYN_SYSTEM_PORT": str(SYSTEM_PORT),
-                    "DYN_SYSTEM_ENABLED": "true",
-                    "DYN_SYSTEM_USE_ENDPOINT_HEALTH_STATUS": ENDPOINT_HEALTH_STATUS,
-                    # The request-plane server of every endpoint this worker serves
-                    # (generate, worker_kv_indexer_query, ...) listens here instead of on a
-                    # port of its own choosing, so the frontend's rule names one port.
-                    "DYN_TCP_RPC_PORT": str(REQUEST_PLANE_PORT),
-                    "HF_HOME": MODEL_CACHE_MOUNT,
-                },
-                secrets=secrets,
-                ports=[SYSTEM_PORT],
-                health_check=http_health_check(
-                    SYSTEM_PORT, "/health", start_period=WORKER_START_PERIOD, retries=WORKER_HEALTH_RETRIES
-                ),
-                repository_credentials_arn=repository_credentials_arn,
-                gpus=gpus,
-                mount_points=[
-                    {"sourceVolume": MODEL_CACHE_VOLUME, "containerPath": MODEL_CACHE_MOUNT, "readOnly": False}
-                ],
-                linux_parameters={"sharedMemorySize": shared_memory_mib, "initProcessEnabled": True},
-                # NCCL and NIXL pin memory for GPU transfers: no memlock limit.
-                ulimits=[
-                    {"name": "memlock", "softLimit": -1, "hardLimit": -1},
-                    {"name": "stack", "softLimit": 67108864, "hardLimit": 67108864},
-                ],
-                log_group=log_group,
-                region=region,
-                stop_timeout=STOP_TIMEOUT,
+            placement=placement,
+            roles=roles,
+            container=container,
+            size=TaskSize(config.cpu, config.memory),
+            deployment=Deployment(
+                desired_count=config.count,
+                autoscaled=True,
+                minimum_healthy_percent=minimum_healthy_percent,
+                maximum_percent=maximum_percent,
             ),
         )
-        self.service_name: str = service.service_name
-
-
-def secrets_for(*, hf_token_secret_arn: str | None) -> dict[str, Any]:
-    """HF_TOKEN for the workers (weights) and the frontend, which downloads a gated model's
-    config and tokenizer itself: with the default Rust preprocessor through
-    ModelDeploymentCard::download_config (lib/llm/src/model_card.rs upstream, compiled into
-    dynamo/_core.abi3.so), with --dyn-chat-processor vllm through
-    fetch_model(source_path, ignore_weights=True) (dynamo/frontend/vllm_processor.py:788 in
-    ai-dynamo 1.2.1; sglang_processor.py:646 likewise)."""
-    return {"HF_TOKEN": hf_token_secret_arn} if hf_token_secret_arn else {}

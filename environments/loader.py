@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
 
 from environments.fit import image_warnings
 from environments.models import COUNTABLE_ARCHITECTURES, facts_from_config
@@ -82,7 +83,8 @@ def _with_config_json_facts(document: dict[str, Any], path: Path, label: str) ->
         raise ConfigError([f"{where}: {relative} is not JSON (line {error.lineno}: {error.msg})"]) from None
     if not isinstance(config, dict):
         raise ConfigError([f"{where}: {relative} is not a config.json (not a JSON object)"])
-    given = model.get("facts") if isinstance(model.get("facts"), dict) else {}
+    stated = model.get("facts")
+    given: dict[str, Any] = stated if isinstance(stated, dict) else {}
     facts = {**facts_from_config(config), **given}
     missing = [name for name in _REQUIRED_FACTS if name not in facts]
     if missing:
@@ -137,7 +139,7 @@ def load_all(
 def _claims(environment: Environment) -> list[tuple[str, tuple[str, ...], str]]:
     """What an environment must have to itself: (field, key, how a clash is explained)."""
     name = environment.name
-    claims = [
+    claims: list[tuple[str, tuple[str, ...], str]] = [
         (
             "name",
             ("name", name),
@@ -286,7 +288,7 @@ def _location(loc: tuple[Any, ...]) -> str:
     return ".".join(str(part) for part in parts)
 
 
-def _describe(item: dict[str, Any]) -> str:
+def _describe(item: ErrorDetails) -> str:
     kind = item["type"]
     value = item.get("input")
     if kind == "missing":
@@ -304,7 +306,7 @@ def _describe(item: dict[str, Any]) -> str:
         return f"must be {_EXPECTED[kind]}, got {_toml_type(value)} {_shown(value)}"
     if kind in _BOUNDS:
         return _bounds_message(item)
-    message = item["msg"]
+    message: str = item["msg"]
     if kind in _NAMES_THE_VALUE:
         return message
     if kind == "string_pattern_mismatch":
@@ -343,7 +345,7 @@ def _shown(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def _bounds_message(item: dict[str, Any]) -> str:
+def _bounds_message(item: ErrorDetails) -> str:
     """`must be between 1 and 4000 (got 4001)`, with both bounds when the field has them."""
     if item["type"] in ("too_short", "too_long", "string_too_short", "string_too_long"):
         return f"{item['msg'][0].lower()}{item['msg'][1:]}"

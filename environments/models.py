@@ -323,7 +323,7 @@ def parameter_count(config: dict[str, Any]) -> int:
     else:
         mlp = 3 * hidden * intermediate
     embeddings = vocab * hidden * (1 if config.get("tie_word_embeddings", False) else 2)
-    return embeddings + layers * (attention + mlp + 2 * hidden) + hidden
+    return int(embeddings + layers * (attention + mlp + 2 * hidden) + hidden)
 
 
 # config.json keys -> the facts' names; what a file lacks must come from [model.facts].
@@ -341,7 +341,8 @@ def facts_from_config(config: dict[str, Any]) -> dict[str, Any]:
 
     Parameters only for COUNTABLE_ARCHITECTURES without quantization_config; dtype only when
     it is one vLLM stores as is. ``gated`` is never in config.json."""
-    text = config.get("text_config") if isinstance(config.get("text_config"), dict) else config
+    nested = config.get("text_config")
+    text: dict[str, Any] = nested if isinstance(nested, dict) else config
     facts: dict[str, Any] = {}
     for fact, key in CONFIG_KEYS.items():
         if isinstance(text.get(key), int):

@@ -45,7 +45,7 @@ def _type_name(annotation: typing.Any) -> str:
 
 def _default(field: FieldInfo) -> str:
     if field.default_factory is not None:
-        value = field.default_factory()
+        value = field.get_default(call_default_factory=True, validated_data={})
         if isinstance(value, BaseModel):
             return "(table defaults)"
         return f"`{value!r}`".replace("'", '"')
@@ -121,7 +121,7 @@ def render() -> str:
     sections: list[str] = []
     _table("", Environment, sections)
     for variant in (LocalBackendConfig, S3BackendConfig, HcpBackendConfig):
-        kind = variant.model_fields["type"].annotation.__args__[0]
+        kind = typing.get_args(variant.model_fields["type"].annotation)[0]
         sections.append(f'#### `[backend]` with `type = "{kind}"`')
         rows = ["| field | type | default | description |", "|---|---|---|---|"]
         for name, field in variant.model_fields.items():

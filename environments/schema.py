@@ -12,7 +12,7 @@ import math
 import posixpath
 import re
 from collections.abc import Collection
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -59,7 +59,7 @@ SNS_TOPIC_ARN = _arn_pattern("sns", r"[A-Za-z0-9_-]{1,256}")
 KMS_KEY_ARN = _arn_pattern("kms", r"key/[0-9a-f-]{36}")
 
 
-def _arn(pattern: re.Pattern[str], example: str):
+def _arn(pattern: re.Pattern[str], example: str) -> AfterValidator:
     def check(value: str) -> str:
         if not pattern.fullmatch(value):
             raise PydanticCustomError(
@@ -86,7 +86,7 @@ KmsKeyArn = Annotated[
 ]
 
 
-def did_you_mean(value: object, allowed: Collection) -> str:
+def did_you_mean(value: object, allowed: Collection[Any]) -> str:
     """ " (did you mean X?)" for the closest allowed value, or nothing when none is close."""
     if isinstance(value, int) and all(isinstance(item, int) for item in allowed):
         return f" (nearest: {min(allowed, key=lambda item: abs(item - value))})"
@@ -94,10 +94,10 @@ def did_you_mean(value: object, allowed: Collection) -> str:
     return f" (did you mean {close[0]}?)" if close else ""
 
 
-def _member_of(kind: str, allowed: Collection, what: str, hint: str = "") -> AfterValidator:
+def _member_of(kind: str, allowed: Collection[Any], what: str, hint: str = "") -> AfterValidator:
     """Accept only values from one of the catalog's tables, listing them when not."""
 
-    def check(value):
+    def check(value: Any) -> Any:
         if value not in allowed:
             raise PydanticCustomError(
                 kind,

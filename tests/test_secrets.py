@@ -13,7 +13,8 @@ from typing import Any
 
 import pytest
 
-from components.container import container_definition
+from components.container import Container
+from components.observability import LogGroup
 from environments.loader import ENVIRONMENTS_DIR, load
 from tests.conftest import ENVIRONMENTS
 
@@ -91,16 +92,17 @@ PULL_ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:ngc-pull-AbCdEf
 
 
 def good_container(**overrides: Any) -> dict[str, Any]:
-    container = container_definition(
+    container = Container(
         name="decode",
         image="nvcr.io/nvidia/ai-dynamo/vllm-runtime:0.7.0",
         command=["python3", "-m", "dynamo.vllm", "--model", "Qwen/Qwen3-0.6B"],
-        log_group="/ecs/dynamo-test/decode",
-        region="us-east-1",
+        logs=LogGroup(
+            name="/ecs/dynamo-test/decode", arn="arn:aws:logs:us-east-1:123456789012:log-group:x", region="us-east-1"
+        ),
         environment={"ETCD_ENDPOINTS": "http://etcd.dynamo-test.local:2379", "HF_HOME": "/model-cache"},
         secrets={"HF_TOKEN": HF_ARN},
         repository_credentials_arn=PULL_ARN,
-    )
+    ).definition()
     return {**container, **overrides}
 
 
