@@ -343,6 +343,15 @@ def health_check(estimate: ColdStart) -> HealthCheck | None:
     return HealthCheck(start_period, interval, retries)
 
 
+def worker_health_check(env: Environment) -> HealthCheck:
+    """The workers' container health check for this environment (the schema has checked it exists)."""
+    facts = env.model.model_facts
+    check = health_check(cold_start(env, facts)) if facts is not None else None
+    if check is None:
+        raise ValueError(f"{env.name}: no worker health check fits; the schema should have said so")
+    return check
+
+
 def cold_start_problems(env: Environment, facts: ModelFacts) -> list[tuple[str, str]]:
     estimate = cold_start(env, facts)
     if health_check(estimate) is not None:
