@@ -266,7 +266,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     warnings: list[str] = []
     try:
-        files = selected_files(args, warnings)
+        repeated: list[str] = []
+        files = selected_files(args, repeated)
+        for line in repeated:
+            print(line, file=sys.stderr)
         if args.list:
             print("\n".join(list_environments(files)))
             return 0

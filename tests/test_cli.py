@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 
+from environments import fit
 from environments.loader import ENVIRONMENTS_DIR, environment_files, load
 from tests.conftest import PROJECT_DIR, run_main
 
@@ -27,6 +28,12 @@ def test_summary_names_each_stack_with_its_resources_fleet_and_output_path(tmp_p
         assert f"{fleet.instance_type} x {fleet.min_instances}..{fleet.max_instances}" in line
         assert f"{env.decode.gpus} GPU" in line
         assert str(stack_file) in line
+        # The cold-start estimate and the worker health check's budget for it.
+        estimate = fit.cold_start(env, env.model.model_facts)
+        check = fit.health_check(estimate)
+        assert check is not None
+        assert f"cold start ~{fit.minutes(estimate.total)}" in line
+        assert f"health check allows {fit.minutes(check.budget)}" in line
     assert lines[-1].startswith("next: cdktf diff dynamo-dev")
     assert not (outdir / "stacks" / "dynamo-staging").exists()
 
@@ -111,28 +118,15 @@ def test_show_config_needs_exactly_one_environment():
     ]
 
 
-def test_a_repeated_env_is_used_once_and_said_so(tmp_path):
-    result = run_main("--env", "dev", "--env", "dev", "--outdir", str(tmp_path / "out"))
+def test_a_repeated_env_is_used_once_and_said_so():
+    # --show-config takes exactly one environment: a second, repeated --env would be refused.
+    result = run_main("--show-config", "--env", "dev", "--env", "dev")
     assert result.returncode == 0, result.stderr
     assert result.stderr.splitlines() == ["--env dev: given more than once; used once"]
-    assert len(result.stdout.splitlines()) == 2  # one stack, then the next command
+    assert result.stdout.count('name = "dev"') == 1
 
 
 def test_an_unknown_env_says_what_is_close(tmp_path):
     result = run_main("--env", "prd", "--outdir", str(tmp_path / "out"))
     assert result.returncode == 2
     assert result.stderr.startswith("--env prd: no environments/prd.toml (did you mean prod?); available: ")
-
-
-def test_summary_shows_the_cold_start_estimate_and_the_health_check_budget(tmp_path):
-    from environments import fit
-
-    result = run_main("--env", "prod", "--outdir", str(tmp_path / "out"))
-    assert result.returncode == 0, result.stderr
-    env = load(ENVIRONMENTS_DIR / "prod.toml")
-    estimate = fit.cold_start(env, env.model.model_facts)
-    check = fit.health_check(estimate)
-    assert check is not None
-    line = result.stdout.splitlines()[0]
-    assert f"cold start ~{fit.minutes(estimate.total)}" in line
-    assert f"health check allows {fit.minutes(check.budget)}" in line
