@@ -5,8 +5,12 @@ PY := $(VENV)/bin/python
 PY_STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 
-.PHONY: synth test test-fast lint bench emulate twin twin-deps reference clean
+.PHONY: help synth list show-config test test-fast lint bench emulate twin twin-deps reference clean
 ENV ?= dev
+
+# `make help` lists the targets that have a `## ` comment.
+help: ## this list
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 $(PY_STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python >= 3.11 is required (tomllib)")'
@@ -18,41 +22,47 @@ $(NODE_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
-synth: $(PY_STAMP)
+synth: $(PY_STAMP) ## every environment's Terraform JSON into cdktf.out/, one summary line per stack
 	$(PY) main.py
 
-test: $(PY_STAMP) $(NODE_STAMP) twin-deps lint
+list: $(PY_STAMP) ## the environments, one line each
+	$(PY) main.py --list
+
+show-config: $(PY_STAMP) ## one environment with every default filled in: make show-config ENV=prod
+	$(PY) main.py --show-config --env $(ENV)
+
+test: $(PY_STAMP) $(NODE_STAMP) twin-deps lint ## every test layer (Terraform, emulator, twin included)
 	$(PY) -m pytest
 
 # The quality gate (also run by `make test` and, through .pre-commit-config.yaml, on commit):
 # formatting and lint at 120 columns, and mypy --strict on components/, environments/, main.py.
-lint: $(PY_STAMP)
+lint: $(PY_STAMP) ## ruff format --check, ruff check, mypy --strict
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 
 # Everything except the Terraform, emulator and twin layers, and the test that runs this
 # selection again on a copy of the project (tests/test_readme_steps.py reads this line).
-test-fast: $(PY_STAMP)
+test-fast: $(PY_STAMP) ## behaviour, snapshot and config-error tests only (under a minute)
 	$(PY) -m pytest -m 'not terraform and not emulator and not twin and not project_copy'
 
 # Debian's etcd, NATS, iptables, iproute2, conntrack and a venv with the pinned ai-dynamo
 # (as root on Linux with apt-get; elsewhere it says why and the twin layer skips).
-twin-deps: $(PY_STAMP)
+twin-deps: $(PY_STAMP) ## what the twin needs (root, apt-get)
 	$(PY) -m tests.twin.install
 
 # One environment's stack as the twin: `make twin ENV=staging`; up until Ctrl-C.
-twin: $(PY_STAMP) twin-deps
+twin: $(PY_STAMP) twin-deps ## one stack as the twin until Ctrl-C: make twin ENV=staging
 	$(PY) -m tests.twin --env $(ENV)
 
-bench: $(PY_STAMP)
+bench: $(PY_STAMP) ## synth time and memory against the floor and the naive import
 	$(PY) scripts/bench.py
 
-emulate: $(PY_STAMP) $(NODE_STAMP)
+emulate: $(PY_STAMP) $(NODE_STAMP) ## deploy a stack to a local AWS emulator (moto)
 	$(PY) -m tests.emulator.emulate
 
-reference: $(PY_STAMP)
+reference: $(PY_STAMP) ## print the README's configuration reference (--write replaces it)
 	$(PY) -m environments.reference
 
-clean:
+clean: ## remove .venv, node_modules and cdktf.out
 	rm -rf $(VENV) node_modules cdktf.out .pytest_cache

@@ -3,6 +3,9 @@
     python main.py                       # every environments/*.toml
     python main.py --env dev --env prod  # some of them
     python main.py --config path/to/team.toml --outdir /tmp/out
+    python main.py --list                # the environments, one line each
+    python main.py --show-config --env dev   # dev with every default filled in, as TOML
+    python main.py --version
 
 Exit codes: 0 synthesized; 2 a mistake in an environment file or the command line
 (one line per problem, the output directory untouched); 1 anything else.
@@ -20,8 +23,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from environments.loader import ENVIRONMENTS_DIR, ConfigError, environment_files, load_all
-from environments.schema import Environment
+from environments.loader import ENVIRONMENTS_DIR, ConfigError, environment_files, load, load_all
+from environments.schema import Environment, did_you_mean
 
 PROJECT_DIR = Path(__file__).resolve().parent
 DEFAULT_OUTDIR = "cdktf.out"
@@ -47,7 +50,36 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         default=Path(os.environ.get("CDKTF_OUTDIR", DEFAULT_OUTDIR)),
         help="output directory (default: $CDKTF_OUTDIR or cdktf.out)",
     )
+    actions = parser.add_mutually_exclusive_group()
+    actions.add_argument("--list", action="store_true", help="list the environments, one line each, and exit")
+    actions.add_argument(
+        "--show-config",
+        action="store_true",
+        help="print one environment (--env or --config) with every default filled in, as TOML, and exit",
+    )
+    # Not argparse's "version" action: it wraps the line to the terminal's width.
+    parser.add_argument("--version", action="store_true", help="print the versions and exit")
     return parser.parse_args(argv)
+
+
+def version() -> str:
+    """Ours and the versions that decide what the JSON looks like, without starting jsii."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed
+
+    from environments.schema import ImageConfig
+
+    def of(package: str) -> str:
+        try:
+            return installed(package)
+        except PackageNotFoundError:
+            return "not installed"
+
+    image = ImageConfig()
+    return (
+        f"dynamo-ecs {of('dynamo-ecs')} (cdktf {of('cdktf')}, cdktf-cdktf-provider-aws "
+        f"{of('cdktf-cdktf-provider-aws')}, default image {image.reference})"
+    )
 
 
 def unselected_files(files: list[Path]) -> list[Path]:
@@ -60,17 +92,31 @@ def unselected_files(files: list[Path]) -> list[Path]:
     return [path for path in environment_files() if path.resolve() not in chosen]
 
 
-def selected_files(args: argparse.Namespace) -> list[Path]:
+def selected_files(args: argparse.Namespace, warnings: list[str] | None = None) -> list[Path]:
+    """The files a run names, each once: a repeated --env or --config is said, not an error."""
     if not args.env and not args.config:
         return environment_files()
-    files = []
+    files: list[Path] = []
     available = sorted(path.stem for path in environment_files())
     for name in args.env:
         path = ENVIRONMENTS_DIR / f"{name}.toml"
         if not path.is_file():
-            raise ConfigError([f"--env {name}: no environments/{name}.toml; available: {', '.join(available)}"])
+            close = did_you_mean(name, available)
+            raise ConfigError([f"--env {name}: no environments/{name}.toml{close}; available: {', '.join(available)}"])
         files.append(path)
-    return files + list(args.config)
+    files += list(args.config)
+    unique: dict[Path, Path] = {}
+    for path in files:
+        key = path.resolve()
+        if key in unique and warnings is not None:
+            flag = (
+                f"--env {path.stem}"
+                if path in (ENVIRONMENTS_DIR / f"{name}.toml" for name in args.env)
+                else (f"--config {path}")
+            )
+            warnings.append(f"{flag}: given more than once; used once")
+        unique.setdefault(key, path)
+    return list(unique.values())
 
 
 def display_path(path: Path) -> str:
@@ -145,17 +191,93 @@ def summary(environment: Environment, outdir: Path) -> str:
         f"{stack:<16} {resources:>4} resources  GPU fleet {fleet.instance_type} x "
         f"{fleet.min_instances}..{fleet.max_instances}"
         f" ({fleet.capacity.replace('_', '-')})  {gpus} GPU{'s' if gpus > 1 else ''}/worker  {environment.mode}  "
-        f"{environment.rollout_summary()}  {display_path(path)}"
+        f"{environment.rollout_summary()}  {cold_start_summary(environment)}  {display_path(path)}"
     )
+
+
+def cold_start_summary(environment: Environment) -> str:
+    """A worker's first start on a fresh instance, and the health check's budget for it."""
+    from environments import fit
+
+    facts = environment.model.model_facts
+    if facts is None:  # the schema rejects this; kept total for a model built by hand
+        return "cold start unknown"
+    estimate = fit.cold_start(environment, facts)
+    check = fit.health_check(estimate)
+    budget = f"health check allows {fit.minutes(check.budget)}" if check else "beyond any health check"
+    return (
+        f"cold start ~{fit.minutes(estimate.total)} (pull {fit.minutes(estimate.pull)}, weights "
+        f"{fit.minutes(estimate.download + estimate.load)} at {estimate.disk_mibps:.0f} MiB/s, engine "
+        f"{fit.minutes(estimate.engine)}; {budget})"
+    )
+
+
+def first_comment(path: Path) -> str:
+    """An environment file's one-line summary: its first comment, without a leading "name:"."""
+    try:
+        first = path.read_text(encoding="utf-8").splitlines()[0]
+    except (OSError, UnicodeDecodeError, IndexError):
+        return ""
+    if not first.startswith("#"):
+        return ""
+    text = first.lstrip("#").strip()
+    name, colon, rest = text.partition(":")
+    return rest.strip() if colon and name.strip() == path.stem else text
+
+
+def list_environments(files: list[Path]) -> list[str]:
+    lines = []
+    for path in files:
+        try:
+            env = load(path, display_path(path))
+        except ConfigError as error:
+            lines.append(
+                f"{path.stem:<12} does not load ({len(error.lines)} problem{'s' if len(error.lines) > 1 else ''}: "
+                f"python main.py --config {display_path(path)})  {first_comment(path)}"
+            )
+            continue
+        fleet = env.gpu_fleet
+        lines.append(
+            f"{env.name:<12} {env.region:<14} {env.mode:<14} {fleet.instance_type} x {fleet.min_instances}.."
+            f"{fleet.max_instances}  {env.model.name} TP{env.model.tensor_parallel_size}  {first_comment(path)}"
+        )
+    return lines
+
+
+def show_config(files: list[Path], shown_as: dict[Path, str], others: list[Path]) -> str:
+    from environments.effective import effective_toml
+
+    if len(files) != 1:
+        raise ConfigError(
+            [f"--show-config: name exactly one environment (--env NAME or --config PATH), got {len(files)}"]
+        )
+    (environment,) = load_all(files, shown_as=shown_as, others=others)
+    header = (
+        f"{shown_as[files[0]]} with every default filled in (python main.py --show-config). Loads back to the "
+        "same environment."
+    )
+    return effective_toml(environment, header)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
+    if args.version:
+        print(version())
+        return 0
     warnings: list[str] = []
     try:
-        files = selected_files(args)
+        repeated: list[str] = []
+        files = selected_files(args, repeated)
+        for line in repeated:
+            print(line, file=sys.stderr)
+        if args.list:
+            print("\n".join(list_environments(files)))
+            return 0
         others = unselected_files(files)
         shown_as = {path: display_path(path) for path in [*files, *others]}
+        if args.show_config:
+            sys.stdout.write(show_config(files, shown_as, others))
+            return 0
         environments = load_all(files, shown_as=shown_as, others=others, warnings=warnings)
     except ConfigError as error:
         for line in error.lines:

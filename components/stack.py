@@ -21,6 +21,7 @@ from components.network import Network
 from components.security_groups import SecurityGroups
 from components.service import Placement, TaskService
 from components.workers import DynamoRuntime, Frontend, GpuWorkers, worker_command
+from environments.fit import worker_health_check
 from environments.schema import Environment, HcpBackendConfig, S3BackendConfig
 
 
@@ -142,6 +143,7 @@ class DynamoStack(TerraformStack):
                 roles=self.iam.roles_for("workers"),
                 logs=self.logs,
                 model_cache_path=self.gpu.model_cache_path,
+                health=worker_health_check(env),
             )
             for role, worker in env.gpu_workers().items()
         }

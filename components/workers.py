@@ -15,6 +15,7 @@ from components.load_balancer import LoadBalancerTarget
 from components.logs import LogGroups
 from components.security_groups import FRONTEND_PORT, REQUEST_PLANE_PORT, RESPONSE_STREAM_PORT
 from components.service import Deployment, Placement, TaskService, TaskSize
+from environments.fit import HealthCheck
 from environments.schema import Environment, FrontendConfig, GpuWorkerConfig, ImageConfig, ModelConfig
 
 if TYPE_CHECKING:
@@ -39,10 +40,6 @@ KV_EVENTS_PORT = 20080
 MODEL_CACHE_VOLUME = "model-cache"
 MODEL_CACHE_MOUNT = "/model-cache"
 NIXL_KV_TRANSFER = json.dumps({"kv_connector": "NixlConnector", "kv_role": "kv_both"}, separators=(",", ":"))
-# Workers load a model before /health turns 200: ECS allows at most 300 s of start
-# period, then `retries` failed checks; together about 10 minutes.
-WORKER_START_PERIOD = 300
-WORKER_HEALTH_RETRIES = 10
 # The ALB's /health check proves that the frontend's HTTP server runs and has finished its
 # first discovery scan: Dynamo 1.2.1 answers 200 {"status":"healthy","endpoints":[],
 # "instances":[]} within seconds of starting, even with no worker registered
@@ -228,6 +225,7 @@ class GpuWorkers(Construct):
         roles: TaskRoles,
         logs: LogGroups,
         model_cache_path: str,
+        health: HealthCheck,
     ) -> None:
         super().__init__(scope, role)
         minimum_healthy_percent, maximum_percent = rollout_percents(config.rollout, config.min_count)
@@ -249,8 +247,14 @@ class GpuWorkers(Construct):
             },
             secrets=runtime.secrets,
             ports=[SYSTEM_PORT],
+            # Workers download and load a model before /health turns 200: the start period and
+            # retries cover the environment's cold-start estimate (environments/fit.py).
             health_check=http_health_check(
-                SYSTEM_PORT, "/health", start_period=WORKER_START_PERIOD, retries=WORKER_HEALTH_RETRIES
+                SYSTEM_PORT,
+                "/health",
+                start_period=health.start_period,
+                interval=health.interval,
+                retries=health.retries,
             ),
             repository_credentials_arn=runtime.pull_credentials_arn,
             gpus=config.gpus,

@@ -7,6 +7,7 @@ Every problem a user can cause ends up as ``<file>: <field path>: <what is allow
 from __future__ import annotations
 
 import ipaddress
+import json
 import posixpath
 import tomllib
 from pathlib import Path
@@ -15,10 +16,13 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
-from environments.schema import Environment, HcpBackendConfig, S3BackendConfig, account_ids
+from environments.fit import image_warnings
+from environments.models import COUNTABLE_ARCHITECTURES, facts_from_config
+from environments.schema import Environment, HcpBackendConfig, S3BackendConfig, account_ids, did_you_mean
 
 ENVIRONMENTS_DIR = Path(__file__).resolve().parent
 BACKEND_TAGS = ("local", "s3", "hcp")
+_REQUIRED_FACTS = ("parameters", "dtype", "layers", "attention_heads", "kv_heads", "head_dim", "max_context")
 
 
 class ConfigError(Exception):
@@ -54,10 +58,43 @@ def load(path: Path, shown_as: str | None = None) -> Environment:
         document = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         raise ConfigError([f"{label}: {_toml_error(error, text)}"]) from None
+    document = _with_config_json_facts(document, path, label)
     try:
         return Environment.model_validate(document)
     except ValidationError as error:
         raise ConfigError([f"{label}: {line}" for line in _validation_lines(error)]) from None
+
+
+def _with_config_json_facts(document: dict[str, Any], path: Path, label: str) -> dict[str, Any]:
+    """model.config_json's facts under the ones [model.facts] gives, as [model.facts]."""
+    model = document.get("model")
+    if not isinstance(model, dict) or not isinstance(model.get("config_json"), str):
+        return document
+    relative = model["config_json"]
+    where = f"{label}: model.config_json"
+    source = path.parent / relative
+    try:
+        config = json.loads(source.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError([f"{where}: no file {relative} (a path relative to the environment file)"]) from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError([f"{where}: cannot read {relative} ({error})"]) from None
+    except json.JSONDecodeError as error:
+        raise ConfigError([f"{where}: {relative} is not JSON (line {error.lineno}: {error.msg})"]) from None
+    if not isinstance(config, dict):
+        raise ConfigError([f"{where}: {relative} is not a config.json (not a JSON object)"])
+    stated = model.get("facts")
+    given: dict[str, Any] = stated if isinstance(stated, dict) else {}
+    facts = {**facts_from_config(config), **given}
+    missing = [name for name in _REQUIRED_FACTS if name not in facts]
+    if missing:
+        raise ConfigError(
+            [
+                f"{where}: {relative} does not say {', '.join(missing)} (config.json never says gated; parameters "
+                f"only for {', '.join(COUNTABLE_ARCHITECTURES)} unquantized); give them in [model.facts]"
+            ]
+        )
+    return {**document, "model": {**model, "facts": facts}}
 
 
 def load_all(
@@ -91,6 +128,9 @@ def load_all(
         raise ConfigError(lines)
     if warnings is not None:
         warnings += _overlapping_networks(loaded)
+        for label, environment, selected in loaded:
+            if selected:
+                warnings += [f"{label}: {path}: {message}" for path, message in image_warnings(environment.image.tag)]
     return sorted(
         (environment for _, environment, selected in loaded if selected), key=lambda environment: environment.name
     )
@@ -190,19 +230,37 @@ def _overlapping_networks(loaded: list[tuple[str, Environment, bool]]) -> list[s
     return lines
 
 
+# tomllib's messages, in plain words (the parser's own words follow in parentheses).
+_TOML_PLAIN = {
+    "Cannot overwrite a value": "this key is set twice; each key once per [section]",
+    "Cannot declare": "this [section] is declared twice",
+    "Expected '=' after a key in a key/value pair": 'a key needs = and a value, like region = "us-east-1"',
+    "Expected ']' at the end of a table declaration": "a [section] header needs its closing ]",
+    "Illegal character '\\n'": "a string is not closed: end it with a quote on the same line",
+    "Unterminated string": "a string is not closed: end it with a quote",
+    "Invalid value": 'a value is missing or not TOML: strings need quotes (name = "dev"), numbers and true/false none',
+    "Invalid initial character for a key part": "a line starts with something that is not a key, a [section] or #",
+}
+
+
+def _plain(reason: str) -> str:
+    plain = next((text for prefix, text in _TOML_PLAIN.items() if reason.startswith(prefix)), None)
+    return f"{plain} (parser: {reason})" if plain else reason
+
+
 def _toml_error(error: tomllib.TOMLDecodeError, text: str) -> str:
     message = str(error)
     # tomllib: "Expected '=' after a key in a key/value pair (at line 3, column 7)"
     if message.endswith(")") and "(at line " in message:
         reason, _, where = message[:-1].rpartition(" (at ")
-        line = where.split(",")[0].removeprefix("line ").strip()
-        return f"line {line}: TOML syntax error: {reason} ({where})"
+        line, _, column = where.partition(",")
+        line = line.removeprefix("line ").strip()
+        return f"line {line}: TOML syntax error at{column}: {_plain(reason)}"
     # "... (at end of document)": the last line is where the value or bracket is missing.
     if message.endswith(" (at end of document)"):
         last = len(text.rstrip("\n").split("\n"))
-        return (
-            f"line {last}: TOML syntax error: {message.removesuffix(' (at end of document)')} (at the end of the file)"
-        )
+        reason = message.removesuffix(" (at end of document)")
+        return f"line {last}: TOML syntax error at the end of the file: {_plain(reason)}"
     return f"TOML syntax error: {message}"
 
 
@@ -237,7 +295,8 @@ def _describe(item: ErrorDetails) -> str:
         return "required field is missing"
     if kind == "extra_forbidden":
         allowed = _allowed_fields(item["loc"][:-1])
-        return f"unknown field; allowed here: {', '.join(allowed)}" if allowed else "unknown field"
+        close = did_you_mean(item["loc"][-1], allowed) if allowed else ""
+        return f"unknown field{close}; allowed here: {', '.join(allowed)}" if allowed else "unknown field"
     if kind == "union_tag_invalid":
         expected = item["ctx"]["expected_tags"].replace("'", "")
         return f"unknown type {item['ctx']['tag']!r}; allowed: {expected}"
@@ -248,12 +307,17 @@ def _describe(item: ErrorDetails) -> str:
     if kind in _BOUNDS:
         return _bounds_message(item)
     message: str = item["msg"]
+    if kind in _NAMES_THE_VALUE:
+        return message
     if kind == "string_pattern_mismatch":
         message = f"does not match the allowed form {item['ctx']['pattern']}"
     if isinstance(value, (str, int, float, bool)) and not isinstance(value, dict):
         return f"{message} (got {value!r})"
     return message
 
+
+# Custom errors whose message already names the value.
+_NAMES_THE_VALUE = ("region", "instance_type", "retention", "cron")
 
 # Type mistakes, in TOML's words: what the field takes.
 _EXPECTED = {

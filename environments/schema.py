@@ -6,6 +6,7 @@ reference is generated from these models (``python -m environments.reference``).
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import math
 import posixpath
@@ -24,12 +25,16 @@ from pydantic_core import PydanticCustomError
 
 from environments.catalog import (
     FARGATE_CPU_MEMORY_MIB,
+    GP3_IOPS,
+    GP3_THROUGHPUT_MIBPS,
     GPU_INSTANCE_TYPES,
     LOG_RETENTION_DAYS,
     REGION_AVAILABILITY_ZONES,
     REGIONS,
     InstanceType,
 )
+from environments.fit import fit_problems
+from environments.models import MODEL_CATALOG, ModelFacts
 
 # ECS registers less memory than an instance's nominal size (the kernel, the ECS and
 # container agents and the NVIDIA driver take their share). We budget tasks against
@@ -81,13 +86,23 @@ KmsKeyArn = Annotated[
 ]
 
 
-def _member_of(kind: str, allowed: Collection[Any], what: str) -> AfterValidator:
+def did_you_mean(value: object, allowed: Collection[Any]) -> str:
+    """ " (did you mean X?)" for the closest allowed value, or nothing when none is close."""
+    if isinstance(value, int) and all(isinstance(item, int) for item in allowed):
+        return f" (nearest: {min(allowed, key=lambda item: abs(item - value))})"
+    close = difflib.get_close_matches(str(value), [str(item) for item in allowed], n=1, cutoff=0.6)
+    return f" (did you mean {close[0]}?)" if close else ""
+
+
+def _member_of(kind: str, allowed: Collection[Any], what: str, hint: str = "") -> AfterValidator:
     """Accept only values from one of the catalog's tables, listing them when not."""
 
     def check(value: Any) -> Any:
         if value not in allowed:
             raise PydanticCustomError(
-                kind, f"not {what}; allowed: {{allowed}}", {"allowed": ", ".join(map(str, allowed))}
+                kind,
+                f"{{value}} is not {what}{{close}}; allowed: {{allowed}}{hint}",
+                {"value": repr(value), "allowed": ", ".join(map(str, allowed)), "close": did_you_mean(value, allowed)},
             )
         return value
 
@@ -96,7 +111,13 @@ def _member_of(kind: str, allowed: Collection[Any], what: str) -> AfterValidator
 
 Region = Annotated[str, _member_of("region", REGIONS, "an AWS region")]
 GpuInstanceType = Annotated[
-    str, _member_of("instance_type", GPU_INSTANCE_TYPES, "a GPU instance type in environments/catalog.py")
+    str,
+    _member_of(
+        "instance_type",
+        GPU_INSTANCE_TYPES,
+        "a GPU instance type in environments/catalog.py",
+        "; to add one, add its row to GPU_INSTANCE_TYPES in environments/catalog.py (the comment there says how)",
+    ),
 ]
 RetentionDays = Annotated[int, _member_of("retention", LOG_RETENTION_DAYS, "a CloudWatch Logs retention")]
 
@@ -114,7 +135,21 @@ def _ipv4_network(value: str) -> str:
 Cidr = Annotated[str, AfterValidator(_ipv4_network)]
 ImageTag = Annotated[str, Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")]
 ImageReference = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9._/:-]*[a-z0-9](:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?$")]
-Cron = Annotated[str, Field(pattern=r"^cron\([^()]+\)$")]
+CRON = re.compile(r"^cron\([^()\s]+( [^()\s]+){5}\)$")
+
+
+def _cron(value: str) -> str:
+    if not CRON.fullmatch(value):
+        raise PydanticCustomError(
+            "cron",
+            "{value} is not a scheduled-action cron expression: six fields in cron(...), minutes hours day-of-month "
+            'month day-of-week year, e.g. "cron(0 8 ? * MON-FRI *)" for 08:00 on weekdays',
+            {"value": repr(value)},
+        )
+    return value
+
+
+Cron = Annotated[str, AfterValidator(_cron)]
 # A Hugging Face id ("org/name") or a name clients send; one command-line token.
 ModelName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._/-]*$")]
 
@@ -252,6 +287,22 @@ class GpuFleetConfig(Model):
     root_volume_gib: int = Field(
         200, ge=100, le=16384, description="Encrypted gp3 root volume: images and model weights are big."
     )
+    root_volume_throughput_mibps: int = Field(
+        500,
+        ge=GP3_THROUGHPUT_MIBPS[0],
+        le=GP3_THROUGHPUT_MIBPS[1],
+        description=(
+            "gp3 throughput of the root volume in MiB/s: weights are written and read at this rate on every cold "
+            "start (the instance's EBS limit caps it). 125 is free; each MiB/s above costs extra. At most 0.25 per "
+            "provisioned IOPS."
+        ),
+    )
+    root_volume_iops: int = Field(
+        3000,
+        ge=GP3_IOPS[0],
+        le=GP3_IOPS[1],
+        description="gp3 IOPS of the root volume; 3000 is free. Throughput above 750 MiB/s needs more.",
+    )
     model_cache_path: str = Field(
         "/opt/dynamo/model-cache",
         pattern=r"^/[A-Za-z0-9_./-]+$",
@@ -297,8 +348,8 @@ class ImageConfig(Model):
     tag: ImageTag = Field(
         "1.2.1",
         description=(
-            "Image tag: no spaces, at most 128 characters. 1.x takes --disaggregation-mode; 1.3+ needs a CUDA 13 "
-            "driver."
+            "Image tag: no spaces, at most 128 characters. 1.x takes --disaggregation-mode. Checked against the ECS "
+            "GPU AMI's NVIDIA driver (IMAGE_CUDA in environments/catalog.py)."
         ),
     )
     pull_credentials_secret_arn: SecretArn | None = Field(
@@ -311,6 +362,46 @@ class ImageConfig(Model):
     @property
     def reference(self) -> str:
         return f"{self.repository}:{self.tag}"
+
+
+class ModelFactsConfig(Model):
+    """What vLLM needs to know of a model outside environments/models.py, from its config.json."""
+
+    parameters: int = Field(ge=1_000_000, description="Parameters (all experts of a mixture of experts).")
+    dtype: Literal["bfloat16", "float16", "float32", "float8", "mxfp4"] = Field(
+        description="dtype of the checkpoint (config.json `torch_dtype`; fp8 checkpoints: `float8`)."
+    )
+    weights_gib: float | None = Field(
+        None, gt=0, description="Size of the checkpoint in GiB, where it is not parameters x dtype (mxfp4, mixed)."
+    )
+    layers: int = Field(ge=1, description="`num_hidden_layers`.")
+    attention_heads: int = Field(ge=1, description="`num_attention_heads`.")
+    kv_heads: int = Field(ge=1, description="`num_key_value_heads` (the attention heads when absent).")
+    head_dim: int = Field(ge=1, description="`head_dim`, or `hidden_size` / `num_attention_heads`.")
+    max_context: int = Field(ge=256, description="`max_position_embeddings`: vLLM's default max_model_len.")
+    gated: bool = Field(False, description="Whether the Hugging Face repository is gated (then a token is needed).")
+
+    @model_validator(mode="after")
+    def _weights(self) -> ModelFactsConfig:
+        if self.dtype == "mxfp4" and self.weights_gib is None:
+            _raise([_problem("weights_gib", 'required with dtype = "mxfp4": the checkpoint\'s size in GiB')])
+        if self.attention_heads % self.kv_heads:
+            _raise([_problem("kv_heads", f"{self.kv_heads} does not divide attention_heads ({self.attention_heads})")])
+        return self
+
+    def facts(self, source: str) -> ModelFacts:
+        return ModelFacts(
+            parameters=self.parameters,
+            dtype=self.dtype,
+            layers=self.layers,
+            attention_heads=self.attention_heads,
+            kv_heads=self.kv_heads,
+            head_dim=self.head_dim,
+            max_context=self.max_context,
+            gated=self.gated,
+            source=source,
+            weights_bytes=round(self.weights_gib * 2**30) if self.weights_gib is not None else None,
+        )
 
 
 class ModelConfig(Model):
@@ -330,6 +421,27 @@ class ModelConfig(Model):
         default_factory=list,
         description='Extra vLLM arguments, one token per entry, e.g. ["--gpu-memory-utilization", "0.9"].',
     )
+    config_json: str | None = Field(
+        None,
+        description=(
+            "Path to the model's config.json (relative to the environment file), for a model outside "
+            "environments/models.py: its facts are read from it, and `[model.facts]` adds what it lacks."
+        ),
+    )
+    facts: ModelFactsConfig | None = Field(
+        None,
+        description=(
+            "The model's facts, for a model outside environments/models.py (or to override the catalog's). See "
+            "`[model.facts]`."
+        ),
+    )
+
+    @property
+    def model_facts(self) -> ModelFacts | None:
+        """The facts the fit checks use: given ones first, then the catalog's."""
+        if self.facts is not None:
+            return self.facts.facts(self.config_json or "[model.facts]")
+        return MODEL_CATALOG.get(self.name)
 
 
 # --- services ---------------------------------------------------------------------
@@ -626,8 +738,27 @@ def cross_field_problems(env: Environment) -> list[tuple[str, str]]:
         problems += _fargate_size_problems(path, task.cpu, task.memory)
     if env.frontend.placement == "fargate":
         problems += _fargate_size_problems("frontend", env.frontend.cpu, env.frontend.memory)
-    problems += _gpu_fleet_problems(env)
+    fleet_problems = _gpu_fleet_problems(env)
+    problems += fleet_problems
+    problems += _model_problems(env, fleet_checked=not fleet_problems)
     return problems
+
+
+def _model_problems(env: Environment, *, fleet_checked: bool) -> list[tuple[str, str]]:
+    facts = env.model.model_facts
+    if facts is None:
+        return [
+            (
+                "model.name",
+                f'"{env.model.name}" is not in environments/models.py{did_you_mean(env.model.name, MODEL_CATALOG)}; '
+                "for another model give its facts: model.config_json = the path of its config.json, or a "
+                "[model.facts] table (parameters, dtype, layers, attention_heads, kv_heads, head_dim, max_context, "
+                "gated)",
+            )
+        ]
+    if not fleet_checked:
+        return []
+    return fit_problems(env, facts)
 
 
 def _regional_arns(env: Environment) -> list[tuple[str, str]]:

@@ -116,6 +116,22 @@ CASES: dict[str, Case] = {
     "idle_timeout_zero": single("idle_timeout_zero.toml", "load_balancer.idle_timeout_seconds"),
     "log_retention_not_allowed": single("log_retention_not_allowed.toml", "logging.retention_days"),
     "schedule_not_a_cron_expression": single("schedule_not_a_cron_expression.toml", "schedule.scale_up"),
+    # will it fit: the model against the GPUs, the disk, the driver and the health check
+    "model_weights_do_not_fit_gpu": single("model_weights_do_not_fit_gpu.toml", "model.tensor_parallel_size"),
+    "model_kv_cache_does_not_fit": single("model_kv_cache_does_not_fit.toml", "model.max_model_len"),
+    "tensor_parallel_not_dividing_heads": single(
+        "tensor_parallel_not_dividing_heads.toml", "model.tensor_parallel_size"
+    ),
+    "root_volume_too_small_for_weights": single("root_volume_too_small_for_weights.toml", "gpu_fleet.root_volume_gib"),
+    "root_volume_throughput_above_iops": single(
+        "root_volume_throughput_above_iops.toml", "gpu_fleet.root_volume_throughput_mibps"
+    ),
+    "cold_start_beyond_health_check": single(
+        "cold_start_beyond_health_check.toml", "gpu_fleet.root_volume_throughput_mibps"
+    ),
+    "gated_model_without_token": single("gated_model_without_token.toml", "model.hf_token_secret_arn"),
+    "unknown_model_without_facts": single("unknown_model_without_facts.toml", "model.name"),
+    "model_config_json_missing": single("model_config_json_missing.toml", "model.config_json"),
     # several at once
     "several_field_mistakes": single(
         "several_field_mistakes.toml",

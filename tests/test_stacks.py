@@ -7,6 +7,7 @@ import shlex
 
 import pytest
 
+from environments import fit
 from environments.loader import ENVIRONMENTS_DIR, load
 from environments.schema import Environment, HcpBackendConfig, S3BackendConfig
 from tests.conftest import ENVIRONMENTS
@@ -654,6 +655,11 @@ def test_workers_serve_health_on_the_system_port_with_a_long_start_up_grace(case
         assert f"127.0.0.1:{port}/health" in " ".join(probe["command"])
         assert probe["startPeriod"] == 300  # ECS's maximum
         assert probe["startPeriod"] + probe["retries"] * probe["interval"] >= 600
+        # ... and covers the environment's cold-start estimate with its margin, within ECS's limits.
+        estimate = fit.cold_start(env, env.model.model_facts)
+        budget = probe["startPeriod"] + probe["retries"] * probe["interval"]
+        assert budget >= estimate.after_container_start * fit.HEALTH_MARGIN
+        assert probe["retries"] <= 10 and 5 <= probe["interval"] <= 300
 
 
 def test_workers_report_ready_once_their_generate_endpoint_is_registered(case):
