@@ -20,8 +20,7 @@ from components.logs import LogGroups
 from components.network import Network
 from components.security_groups import SecurityGroups
 from components.service import Placement, TaskService
-from components.workers import DynamoRuntime, Frontend, GpuWorkers, worker_command
-from environments.fit import worker_health_check
+from components.workers import DynamoRuntime, Frontend, GpuWorkers, WorkerStart
 from environments.schema import Environment, HcpBackendConfig, S3BackendConfig
 
 
@@ -137,13 +136,12 @@ class DynamoStack(TerraformStack):
                 role,
                 name=self.name,
                 config=worker,
-                command=worker_command(env, role),
+                start=WorkerStart.of(env, role),
                 runtime=runtime,
                 placement=Placement.on(self.gpu, subnet_ids=private_subnets, security_groups=[self.security.workers]),
                 roles=self.iam.roles_for("workers"),
                 logs=self.logs,
                 model_cache_path=self.gpu.model_cache_path,
-                health=worker_health_check(env),
             )
             for role, worker in env.gpu_workers().items()
         }

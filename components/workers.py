@@ -15,7 +15,7 @@ from components.load_balancer import LoadBalancerTarget
 from components.logs import LogGroups
 from components.security_groups import FRONTEND_PORT, REQUEST_PLANE_PORT, RESPONSE_STREAM_PORT
 from components.service import Deployment, Placement, TaskService, TaskSize
-from environments.fit import HealthCheck
+from environments.fit import HealthCheck, worker_health_check
 from environments.schema import Environment, FrontendConfig, GpuWorkerConfig, ImageConfig, ModelConfig
 
 if TYPE_CHECKING:
@@ -111,6 +111,19 @@ def frontend_command(config: FrontendConfig) -> list[str]:
     if config.migration_limit > 0:
         command += ["--migration-limit", str(config.migration_limit)]
     return command
+
+
+@dataclass(frozen=True)
+class WorkerStart:
+    """How a worker of one role starts: its vLLM command, and the health check that gives
+    it the environment's cold-start estimate (environments/fit.py) to load its model."""
+
+    command: list[str]
+    health: HealthCheck
+
+    @classmethod
+    def of(cls, env: Environment, role: str) -> WorkerStart:
+        return cls(worker_command(env, role), worker_health_check(env))
 
 
 def worker_command(env: Environment, role: str) -> list[str]:
@@ -219,13 +232,12 @@ class GpuWorkers(Construct):
         *,
         name: str,
         config: GpuWorkerConfig,
-        command: list[str],
+        start: WorkerStart,
         runtime: DynamoRuntime,
         placement: Placement,
         roles: TaskRoles,
         logs: LogGroups,
         model_cache_path: str,
-        health: HealthCheck,
     ) -> None:
         super().__init__(scope, role)
         minimum_healthy_percent, maximum_percent = rollout_percents(config.rollout, config.min_count)
@@ -233,7 +245,7 @@ class GpuWorkers(Construct):
         container = Container(
             name=role,
             image=runtime.image,
-            command=command,
+            command=start.command,
             environment={
                 **runtime.environment,
                 "DYN_SYSTEM_PORT": str(SYSTEM_PORT),
@@ -252,9 +264,9 @@ class GpuWorkers(Construct):
             health_check=http_health_check(
                 SYSTEM_PORT,
                 "/health",
-                start_period=health.start_period,
-                interval=health.interval,
-                retries=health.retries,
+                start_period=start.health.start_period,
+                interval=start.health.interval,
+                retries=start.health.retries,
             ),
             repository_credentials_arn=runtime.pull_credentials_arn,
             gpus=config.gpus,
