@@ -90,8 +90,16 @@ def did_you_mean(value: object, allowed: Collection[Any]) -> str:
     """ " (did you mean X?)" for the closest allowed value, or nothing when none is close."""
     if isinstance(value, int) and all(isinstance(item, int) for item in allowed):
         return f" (nearest: {min(allowed, key=lambda item: abs(item - value))})"
-    close = difflib.get_close_matches(str(value), [str(item) for item in allowed], n=1, cutoff=0.6)
-    return f" (did you mean {close[0]}?)" if close else ""
+    close = difflib.get_close_matches(str(value), [str(item) for item in allowed], n=3, cutoff=0.6)
+    if not close:
+        return ""
+
+    def similarity(candidate: str) -> float:
+        return difflib.SequenceMatcher(None, str(value), candidate).ratio()
+
+    # Equally close candidates are all named: us-est-1 is one letter from us-east-1 and from us-west-1.
+    tied = [candidate for candidate in close if similarity(candidate) == similarity(close[0])]
+    return f" (did you mean {' or '.join(tied)}?)"
 
 
 def _member_of(kind: str, allowed: Collection[Any], what: str, hint: str = "") -> AfterValidator:

@@ -299,3 +299,14 @@ def test_a_config_json_that_is_not_json_is_one_line(tmp_path):
     with pytest.raises(ConfigError) as raised:
         load(path, "custom.toml")
     assert raised.value.lines[0].startswith("custom.toml: model.config_json: config.json is not JSON (line 1")
+
+
+def test_equally_close_values_are_all_offered():
+    def region_message(region: str) -> str:
+        with pytest.raises(ValidationError) as raised:
+            build({**BASE, "region": region})
+        (item,) = raised.value.errors()
+        return item["msg"]
+
+    assert "(did you mean us-west-1 or us-east-1?)" in region_message("us-est-1")
+    assert "(did you mean eu-west-1?)" in region_message("eu-wset-1")
