@@ -243,7 +243,9 @@ def test_a_start_beyond_any_health_check_is_refused_and_faster_disks_fix_it():
 
 def test_an_unknown_model_needs_facts_and_says_what_is_close():
     (line,) = problems(BASE, model={"name": "Qwen/Qwen3-9B"})
-    assert line.startswith('model.name: "Qwen/Qwen3-9B" is not in environments/models.py (did you mean Qwen/Qwen3-8B?)')
+    assert line.startswith(
+        'model.name: "Qwen/Qwen3-9B" is not in environments/models.py (did you mean Qwen/Qwen3-8B or Qwen/Qwen3-4B?)'
+    )
     assert "model.config_json" in line and "[model.facts]" in line
     facts = {"parameters": 9_000_000_000, "dtype": "bfloat16", "layers": 36, "attention_heads": 32, "kv_heads": 8,
              "head_dim": 128, "max_context": 32768}  # fmt: skip
