@@ -103,7 +103,7 @@ def is_enabled() -> bool:
 
 
 def import_provider_module(package: str, name: str) -> types.ModuleType:
-    """``<package>.<name>``, the first call having put the stub of ``package`` in place (module docstring)."""
+    """Imports ``<package>.<name>`` through the speed-ups; the first call puts the package's stub in place."""
     stubbed = _install_stub(package)
     module = importlib.import_module(f"{package}.{name}")
     # Generated modules end with publication.publish(): sys.modules holds a public face
