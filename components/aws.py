@@ -10,6 +10,9 @@ the whole package: ~2,100 generated modules in Python and in node, ~10 s and ~1.
 synth. Once the application has called ``components._speedups.enable()`` (main.py does),
 the same submodules come through the speed-ups instead: only what is used is loaded, and
 the output is byte-identical (components/_speedups.py explains how).
+
+Either way, importing this module checks that the installed bindings are the pinned release
+and raises ProviderVersionError if not (main.py reports it in one line).
 """
 
 from __future__ import annotations
