@@ -94,7 +94,8 @@ def enable() -> None:
     global _enabled
     if _enabled or plain_import_requested():
         return
-    jsii_process._NodeProcess.start = _with_lazy_provider_index(jsii_process._NodeProcess.start)
+    node_process = jsii_process._NodeProcess
+    node_process.start = _with_lazy_provider_index(node_process.start)  # type: ignore[method-assign]
     _enabled = True
 
 
@@ -185,6 +186,8 @@ def _install_stub(package: str) -> bool:
     import cdktf  # noqa: F401  loads the constructs and cdktf assemblies, as usual
 
     spec = importlib.util.find_spec(package)
+    if spec is None or spec.submodule_search_locations is None:
+        raise ModuleNotFoundError(f"{package} is not an installed package", name=package)
     stub = types.ModuleType(package, "stub of the provider package: see components/_speedups.py")
     stub.__path__ = list(spec.submodule_search_locations)
     stub.__spec__ = spec
@@ -202,11 +205,11 @@ def _install_stub(package: str) -> bool:
         gate.load_in_background(lambda: real_load.__func__(cls, *args, **kwargs))
         return cls(*args, **kwargs)
 
-    assembly_type.load = classmethod(load_later)
+    assembly_type.load = classmethod(load_later)  # type: ignore[method-assign,assignment]
     try:
         importlib.import_module(f"{package}._jsii")
     finally:
-        assembly_type.load = real_load
+        assembly_type.load = real_load  # type: ignore[method-assign]
     return True
 
 
@@ -235,18 +238,15 @@ class _TokenReads:
     def module(self) -> types.ModuleType:
         """A copy of the jsii module with these get and set."""
         module = types.ModuleType("jsii")
-        module.__dict__.update(jsii.__dict__)
-        module.get = self.get
-        module.set = self.set
+        vars(module).update(jsii.__dict__, get=self.get, set=self.set)
         return module
 
 
 def _typing_with_cached_hints() -> types.ModuleType:
     """A stand-in for the `typing` module whose get_type_hints is memoized per stub."""
     module = types.ModuleType("typing")
-    module.__dict__.update(typing.__dict__)
     # The generated code only reads the dict it gets back, never changes it.
-    module.get_type_hints = functools.cache(typing.get_type_hints)
+    vars(module).update(typing.__dict__, get_type_hints=functools.cache(typing.get_type_hints))
     return module
 
 
