@@ -6,6 +6,7 @@
     python main.py --list                # the environments, one line each
     python main.py --show-config --env dev   # dev with every default filled in, as TOML
     python main.py --version
+    DYNAMO_ECS_PLAIN_IMPORT=1 python main.py   # without the speed-ups (components/_speedups.py)
 
 Exit codes: 0 synthesized; 2 a mistake in an environment file or the command line
 (one line per problem, the output directory untouched); 1 anything else.
@@ -291,9 +292,13 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    # Imported only now: `components` prepares the jsii runtime, which a config mistake never needs.
-    from components import ProviderVersionError
+    # Imported only now: a config mistake never needs the jsii runtime, nor what prepares it.
+    from components import ProviderVersionError, _speedups
 
+    # jsii 1.142 prints a ten-line banner on every synth when Node 20 runs it; Node 20
+    # works for what we do, and the banner would bury the one-line-per-stack summary.
+    os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+    _speedups.enable()  # before synthesize() imports cdktf, which starts jsii's node process
     try:
         synthesize(environments, args.outdir)
     except ProviderVersionError as error:

@@ -1,6 +1,6 @@
-// Preloaded (node --require) into the jsii kernel's node process by components/__init__.py.
+// Preloaded (node --require) into the jsii kernel's node process by components/_speedups.py.
 //
-// Why: the Python side of components/aws.py imports only the provider submodules we use,
+// Why: on the Python side, the speed-ups import only the provider submodules we use,
 // but the jsii kernel then `require`s @cdktf/provider-aws's lib/index.js, which requires
 // all ~2,100 generated JavaScript modules: ~2.5 s of compiling and ~450 MB of memory per
 // synth, for a few dozen classes. The kernel finds a class by walking that module's exports

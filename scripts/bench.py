@@ -10,9 +10,9 @@ Every variant runs as a whole process, the way users run it, on this machine in 
   ours    python main.py, all environments
   ours-1  python main.py --env dev: ours minus ours-1 over the extra environments is
           the marginal cost of one more environment
-  naive   the same synth after the plain `import cdktf_cdktf_provider_aws`
-          (scripts/naive_main.py), which loads all ~2,100 generated modules, in Python
-          and in node
+  naive   the same synth with DYNAMO_ECS_PLAIN_IMPORT=1: no speed-ups, the plain
+          `import cdktf_cdktf_provider_aws`, which loads all ~2,100 generated modules,
+          in Python and in node
   floor-eager
           the floor with node requiring the whole provider index (jsii's default), as
           it was before components/lazy_provider_index.cjs: for reference only, no
@@ -60,6 +60,7 @@ class Variant:
     name: str
     script: str
     args: list[str]
+    environment: dict[str, str] = field(default_factory=dict)  # variables set on top of bench.py's own
     seconds: list[float] = field(default_factory=list)
     cpu_seconds: list[float] = field(default_factory=list)
     rss_kb: list[dict[str, int]] = field(default_factory=list)
@@ -112,7 +113,11 @@ def run_once(variant: Variant, scratch: Path) -> None:
     peaks: dict[int, tuple[str, int]] = {}
     start = time.perf_counter()
     child = subprocess.Popen(
-        variant.command(outdir), cwd=PROJECT_DIR, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        variant.command(outdir),
+        cwd=PROJECT_DIR,
+        env={**os.environ, **variant.environment},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
     while True:
         # wait4 rather than Popen.poll: its rusage is the CPU time of the whole tree (each
@@ -154,7 +159,9 @@ def main() -> int:
         Variant("ours-1", "main.py", ["--env", ENVIRONMENTS[0], "--outdir", "{out}"]),
     ]
     if not args.no_naive:
-        variants.append(Variant("naive", "scripts/naive_main.py", ["--outdir", "{out}"]))
+        variants.append(
+            Variant("naive", "main.py", ["--outdir", "{out}"], environment={"DYNAMO_ECS_PLAIN_IMPORT": "1"})
+        )
     variants.append(Variant("floor-eager", "scripts/floor_app.py", ["--node-loads-everything", "{out}"]))
     by_name = {variant.name: variant for variant in variants}
 

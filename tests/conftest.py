@@ -12,8 +12,14 @@ from pathlib import Path
 
 import pytest
 
+from components import _speedups
 from environments.loader import environment_files
 from tests.terraform_env import OfflineTerraform, offline_terraform
+
+# Stacks built in the pytest process (cdktf Testing) get the speed-ups main.py has, unless
+# DYNAMO_ECS_PLAIN_IMPORT=1: enabled here, before a test module imports cdktf (which starts
+# jsii's node), so that building one component does not cost the full provider import.
+_speedups.enable()
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 # Every environment file, by file name (each file's `name` is its file name; test_bad_input.py

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from components import LAZY_PROVIDER_INDEX, TRACE_PROVIDER_LOADS
+from components._speedups import LAZY_PROVIDER_INDEX, PLAIN_IMPORT, TRACE_PROVIDER_LOADS
 from tests.conftest import PROJECT_DIR
 
 NODE = shutil.which("node") or "node"  # jsii itself runs on it, so it is there
@@ -108,9 +108,11 @@ def test_an_unexpected_index_is_run_as_is_and_said_once(tmp_path: Path) -> None:
     assert len(lines) == 1 and "not shaped as expected" in lines[0] and "exports.helper" in lines[0], stderr
 
 
-# In a fresh interpreter: import the seam the way main.py does, with NODE_OPTIONS already set.
+# In a fresh interpreter: enable the speed-ups the way main.py does, with NODE_OPTIONS already set.
 RESTORE_PROBE = """
 import os
+from components import _speedups
+_speedups.enable()
 import components.aws
 from cdktf import App, TerraformStack
 print(repr(os.environ.get("NODE_OPTIONS")))
@@ -121,7 +123,7 @@ components.aws.provider.AwsProvider(stack, "aws", region="us-east-1")
 
 @pytest.mark.parametrize("before", [None, "--max-old-space-size=3000"])
 def test_preload_reaches_the_kernel_and_node_options_are_put_back(before: str | None, tmp_path: Path) -> None:
-    env = {key: value for key, value in os.environ.items() if key != "NODE_OPTIONS"}
+    env = {key: value for key, value in os.environ.items() if key not in ("NODE_OPTIONS", PLAIN_IMPORT)}
     env[TRACE_PROVIDER_LOADS] = "1"
     if before is not None:
         env["NODE_OPTIONS"] = before

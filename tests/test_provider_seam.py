@@ -1,15 +1,17 @@
-"""components/aws.py, the seam that loads the AWS provider bindings module by module.
+"""The speed-ups (components/_speedups.py) against the plain import, switched by DYNAMO_ECS_PLAIN_IMPORT.
 
-The seam is only worth having if it changes nothing but speed: every stack it
-synthesizes must be byte-identical to what the plain `import cdktf_cdktf_provider_aws`
-gives. The seam side is the session's own synth (conftest.synth_dir, `python main.py`);
-the plain side is one more process per session, scripts/naive_main.py (~15 s: it loads
-all ~2,100 generated modules, which is the point of the seam), started in the background
-at the beginning of the session (see start_background_runs).
+The speed-ups are only worth having if they change nothing but speed: every stack must be
+byte-identical to what `DYNAMO_ECS_PLAIN_IMPORT=1 python main.py` writes, where
+components/aws.py imports the whole provider package and jsii runs as shipped. Both sides
+synthesize every shipped environment and the variant file in one `python main.py` each; the
+plain side takes ~15 s of one core (it loads all ~2,100 generated modules, which is the point
+of the speed-ups), so both start in the background at the beginning of the session (see
+start_background_runs).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -18,11 +20,15 @@ from pathlib import Path
 
 import pytest
 
-from components import TRACE_PROVIDER_LOADS
+from components._speedups import PLAIN_IMPORT, TRACE_PROVIDER_LOADS
 from tests.conftest import ENVIRONMENTS, PROJECT_DIR
+from tests.test_variants import VARIANT_FILE
 
 PACKAGE = "cdktf_cdktf_provider_aws"
 PINNED = "20.1.0"
+# Every shipped environment and the variant stack, in one run of main.py per side.
+STACKS = (*ENVIRONMENTS, "variant")
+MAIN_ARGS = [arg for env in ENVIRONMENTS for arg in ("--env", env)] + ["--config", str(VARIANT_FILE)]
 
 # Runs a script as __main__ and, as the very last thing before the process exits, names
 # on stderr the submodules of the provider package it imported (one per resource or data
@@ -38,17 +44,24 @@ runpy.run_path(script, run_name="__main__")
 """
 
 
-class CountingRun:
-    """A script of the project run as __main__ in its own process, started now, awaited later."""
+def environment(*, plain_import: bool, trace_node_loads: bool = False) -> dict[str, str]:
+    """This process's environment with the switch set (plain import) or unset (speed-ups), whatever it was."""
+    env = {key: value for key, value in os.environ.items() if key not in (PLAIN_IMPORT, TRACE_PROVIDER_LOADS)}
+    if plain_import:
+        env[PLAIN_IMPORT] = "1"
+    if trace_node_loads:
+        env[TRACE_PROVIDER_LOADS] = "1"
+    return env
 
-    def __init__(self, script: str, *args: str, niceness: int = 0, trace_node_loads: bool = False) -> None:
-        env = dict(os.environ)
-        if trace_node_loads:
-            env[TRACE_PROVIDER_LOADS] = "1"
+
+class CountingRun:
+    """main.py run as __main__ in its own process, started now, awaited later."""
+
+    def __init__(self, *args: str, plain_import: bool, niceness: int = 0) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, "-c", COUNTING_RUNNER, str(PROJECT_DIR / script), *args],
+            [sys.executable, "-c", COUNTING_RUNNER, str(PROJECT_DIR / "main.py"), *args],
             cwd=PROJECT_DIR,
-            env=env,
+            env=environment(plain_import=plain_import, trace_node_loads=True),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -70,8 +83,8 @@ class CountingRun:
         return last.split()[2:]
 
     def node_provider_modules(self) -> list[str]:
-        """The provider submodules the jsii kernel's node process loaded, named as in
-        Python (node's index says ``ecsService``); traced runs only."""
+        """The provider submodules the jsii kernel's node process loaded through the preload,
+        named as in Python (node's index says ``ecsService``)."""
         prefix = "provider submodule loaded: "
         loaded = [line.removeprefix(prefix) for line in self.stderr().splitlines() if line.startswith(prefix)]
         return [re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower() for name in loaded]
@@ -83,7 +96,7 @@ class CountingRun:
 
 
 def start_background_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, CountingRun]]:
-    """The two synths this module needs besides the session's own, started at once.
+    """The two synths this module compares, started at once: same arguments, the switch set or not.
 
     The plain import alone takes ~15 s of one core; conftest.py starts these at the
     beginning of the session (when tests of this module are selected), so they run on
@@ -91,12 +104,9 @@ def start_background_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str,
     that they never slow down the tests in front of them.
     """
     runs = {}
-    for name, script, args in [
-        ("plain", "scripts/naive_main.py", []),  # every environment
-        ("seam", "main.py", ["--env", "prod"]),  # the largest environment, for the module counts
-    ]:
+    for name, plain_import in [("plain", True), ("speedups", False)]:
         outdir = tmp_path_factory.mktemp(f"{name}-synth") / "cdktf.out"
-        runs[name] = (outdir, CountingRun(script, *args, "--outdir", str(outdir), niceness=10, trace_node_loads=True))
+        runs[name] = (outdir, CountingRun(*MAIN_ARGS, "--outdir", str(outdir), plain_import=plain_import, niceness=10))
     return runs
 
 
@@ -109,60 +119,120 @@ def background_runs(
 
 
 @pytest.fixture(scope="module")
-def plain_import(background_runs: dict[str, tuple[Path, CountingRun]]) -> tuple[Path, int]:
-    """(cdktf.out, provider submodules imported) of every environment through the plain import."""
-    outdir, run = background_runs["plain"]
-    return outdir, len(run.provider_modules())
+def written(background_runs: dict[str, tuple[Path, CountingRun]]) -> dict[str, dict[Path, bytes]]:
+    """Every file each side wrote into its cdktf.out, by path inside it."""
+    files = {}
+    for name, (outdir, run) in background_runs.items():
+        run.stderr()  # waits for it to succeed
+        files[name] = {path.relative_to(outdir): path.read_bytes() for path in outdir.rglob("*") if path.is_file()}
+    return files
 
 
-@pytest.mark.parametrize("env", ENVIRONMENTS)
-def test_seam_synthesizes_byte_identical_json(env: str, synth_dir: Path, plain_import: tuple[Path, int]) -> None:
-    plain_dir, _ = plain_import
-    relative = Path("stacks") / f"dynamo-{env}" / "cdk.tf.json"
-    seam = (synth_dir / relative).read_bytes()
-    plain = (plain_dir / relative).read_bytes()
-    assert seam == plain, f"{relative} differs between the seam and the plain import"
+@pytest.mark.parametrize("stack", STACKS)
+def test_speedups_synthesize_byte_identical_json(stack: str, written: dict[str, dict[Path, bytes]]) -> None:
+    relative = Path("stacks") / f"dynamo-{stack}" / "cdk.tf.json"
+    assert written["speedups"][relative] == written["plain"][relative], (
+        f"{relative} differs between the speed-ups and DYNAMO_ECS_PLAIN_IMPORT=1"
+    )
 
 
-def test_seam_and_plain_import_write_the_same_files(synth_dir: Path, plain_import: tuple[Path, int]) -> None:
-    plain_dir, _ = plain_import
-    seam_files = {path.relative_to(synth_dir): path.read_bytes() for path in synth_dir.rglob("*") if path.is_file()}
-    plain_files = {path.relative_to(plain_dir): path.read_bytes() for path in plain_dir.rglob("*") if path.is_file()}
-    assert sorted(seam_files) == sorted(plain_files)
-    assert seam_files == plain_files  # manifest.json included
-    assert {Path("stacks") / f"dynamo-{env}" / "cdk.tf.json" for env in ENVIRONMENTS} <= set(seam_files)
+def test_speedups_and_plain_import_write_the_same_files(written: dict[str, dict[Path, bytes]]) -> None:
+    speedups, plain = written["speedups"], written["plain"]
+    assert sorted(speedups) == sorted(plain)
+    assert speedups == plain  # manifest.json included
+    assert {Path("stacks") / f"dynamo-{stack}" / "cdk.tf.json" for stack in STACKS} <= set(speedups)
 
 
-def test_seam_imports_only_the_modules_it_uses(
-    background_runs: dict[str, tuple[Path, CountingRun]], plain_import: tuple[Path, int]
-) -> None:
-    _, plain_modules = plain_import
-    seam_dir, seam_run = background_runs["seam"]
-    seam_modules = len(seam_run.provider_modules())
-    assert (seam_dir / "stacks" / "dynamo-prod" / "cdk.tf.json").is_file()
-    assert seam_modules < 60, f"the seam imported {seam_modules} provider submodules"
-    assert plain_modules > 1000, f"the plain import loaded only {plain_modules} provider submodules"
+def test_speedups_import_only_the_modules_they_use(background_runs: dict[str, tuple[Path, CountingRun]]) -> None:
+    speedups = len(background_runs["speedups"][1].provider_modules())
+    plain = len(background_runs["plain"][1].provider_modules())
+    assert speedups < 60, f"the speed-ups imported {speedups} provider submodules"
+    assert plain > 1000, f"DYNAMO_ECS_PLAIN_IMPORT=1 imported only {plain} provider submodules"
 
 
-def test_node_loads_only_the_provider_modules_the_seam_uses(
+def test_node_loads_only_the_provider_modules_the_speedups_use(
     background_runs: dict[str, tuple[Path, CountingRun]],
 ) -> None:
-    _, seam_run = background_runs["seam"]
-    loaded = seam_run.node_provider_modules()
-    assert "not shaped as expected" not in seam_run.stderr()
+    _, run = background_runs["speedups"]
+    loaded = run.node_provider_modules()
+    assert "not shaped as expected" not in run.stderr()
     assert "provider" in loaded and "ecs_service" in loaded, loaded
     assert len(loaded) == len(set(loaded)), "a provider module was loaded twice"
-    never_imported = set(loaded) - set(seam_run.provider_modules())
+    never_imported = set(loaded) - set(run.provider_modules())
     assert not never_imported, f"node loaded modules the Python side never imported: {sorted(never_imported)}"
 
 
 def test_plain_import_keeps_the_eager_node_load(background_runs: dict[str, tuple[Path, CountingRun]]) -> None:
     """The reference side must be jsii as shipped: the preload is not in its node process."""
-    _, plain_run = background_runs["plain"]
-    assert plain_run.node_provider_modules() == []
+    _, run = background_runs["plain"]
+    assert run.node_provider_modules() == []
 
 
-# importlib.metadata.version is what the seam asks; the fake answers for the provider only.
+# Imports what a construct-level test or a script imports, then reports what changed outside them.
+IMPORT_PROBE = f"""
+import json, os, sys
+import jsii
+from jsii._kernel.providers import process
+start, load, environ = process._NodeProcess.start, jsii.JSIIAssembly.__dict__["load"], dict(os.environ)
+import components, components.aws, components._speedups
+print(json.dumps({{
+    "jsii node start replaced": process._NodeProcess.start is not start,
+    "jsii assembly load replaced": jsii.JSIIAssembly.__dict__["load"] is not load,
+    "{PACKAGE} in sys.modules": "{PACKAGE}" in sys.modules,
+    "environment variables changed": sorted(set(os.environ.items()) ^ set(environ.items())),
+}}))
+"""
+
+
+def test_importing_the_components_changes_nothing_global() -> None:
+    env = {**environment(plain_import=False), "NODE_OPTIONS": "--max-old-space-size=3000"}
+    result = subprocess.run(
+        [sys.executable, "-c", IMPORT_PROBE], cwd=PROJECT_DIR, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {
+        "jsii node start replaced": False,
+        "jsii assembly load replaced": False,
+        f"{PACKAGE} in sys.modules": False,
+        "environment variables changed": [],
+    }
+
+
+ENABLE_PROBE = """
+import json
+from jsii._kernel.providers import process
+start = process._NodeProcess.start
+from components import _speedups
+_speedups.enable()
+after_first = process._NodeProcess.start
+_speedups.enable()
+print(json.dumps({
+    "enabled": _speedups.is_enabled(),
+    "node start wraps jsii's own": getattr(after_first, "__wrapped__", None) is start,
+    "second call changed nothing": process._NodeProcess.start is after_first,
+}))
+"""
+
+
+@pytest.mark.parametrize("plain_import", [False, True], ids=["speedups", "plain-import"])
+def test_enable_is_idempotent_and_the_switch_turns_it_off(plain_import: bool) -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", ENABLE_PROBE],
+        cwd=PROJECT_DIR,
+        env=environment(plain_import=plain_import),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {
+        "enabled": not plain_import,
+        "node start wraps jsii's own": not plain_import,
+        "second call changed nothing": True,
+    }
+
+
+# importlib.metadata.version is what components/aws.py asks; the fake answers for the provider only.
 FAKE_VERSION = """
 import importlib.metadata, runpy, sys
 real = importlib.metadata.version
@@ -178,18 +248,24 @@ runpy.run_path(sys.argv[0], run_name="__main__")
 """
 
 
+ANOTHER_RELEASE = f"cdktf-cdktf-provider-aws 19.0.0 is installed but this project is built on {PINNED}"
+NOT_INSTALLED = (
+    f"cdktf-cdktf-provider-aws is not installed; run `make synth` (it installs cdktf-cdktf-provider-aws=={PINNED})"
+)
+
+
+# The check is the same code with the speed-ups or without; the plain import is run once, to show it is reached.
 @pytest.mark.parametrize(
-    ("installed", "expected"),
+    ("installed", "plain_import", "expected"),
     [
-        ("19.0.0", f"cdktf-cdktf-provider-aws 19.0.0 is installed but this project is built on {PINNED}"),
-        (
-            "missing",
-            "cdktf-cdktf-provider-aws is not installed; run `make synth` (it installs "
-            f"cdktf-cdktf-provider-aws=={PINNED})",
-        ),
+        pytest.param("19.0.0", False, ANOTHER_RELEASE, id="another-release"),
+        pytest.param("missing", False, NOT_INSTALLED, id="missing"),
+        pytest.param("19.0.0", True, ANOTHER_RELEASE, id="another-release-plain-import"),
     ],
 )
-def test_seam_refuses_another_provider_release_in_one_line(installed: str, expected: str, tmp_path: Path) -> None:
+def test_another_provider_release_stops_the_cli_in_one_line(
+    installed: str, plain_import: bool, expected: str, tmp_path: Path
+) -> None:
     outdir = tmp_path / "cdktf.out"
     result = subprocess.run(
         [
@@ -204,6 +280,7 @@ def test_seam_refuses_another_provider_release_in_one_line(installed: str, expec
             str(outdir),
         ],
         cwd=PROJECT_DIR,
+        env=environment(plain_import=plain_import),
         capture_output=True,
         text=True,
         timeout=120,
