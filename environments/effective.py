@@ -33,7 +33,12 @@ def _table(path: str, data: dict[str, Any], lines: list[str]) -> None:
         _table(f"{path}.{key}" if path else key, value, lines)
 
 
-def effective_toml(environment: Environment, header: str = "") -> str:
+def toml_document(data: dict[str, Any], header: str = "") -> str:
+    """Enough TOML for environment files: scalars, lists of scalars and nested tables."""
     lines = [f"# {line}" if line else "#" for line in header.splitlines()]
-    _table("", environment.model_dump(mode="python"), lines)
+    _table("", data, lines)
     return "\n".join(lines).lstrip("\n") + "\n"
+
+
+def effective_toml(environment: Environment, header: str = "") -> str:
+    return toml_document(environment.model_dump(mode="python"), header)

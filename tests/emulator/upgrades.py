@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from environments.effective import toml_document
 from tests.emulator.harness import PROJECT_DIR, Emulator, Step, run_step, terraform_errors
 from tests.terraform_env import OfflineTerraform
 from tests.upgrade_table import CHANGES, UNCHANGED, Change, classify, violations
@@ -65,28 +66,6 @@ def edited(document: dict[str, Any], edits: dict[str, Any]) -> dict[str, Any]:
             node = node.setdefault(table, {})
         node[key] = value
     return result
-
-
-def _toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    if isinstance(value, str):
-        return json.dumps(value)
-    if isinstance(value, list):
-        return "[" + ", ".join(_toml_value(item) for item in value) + "]"
-    raise TypeError(f"no TOML for {value!r}")
-
-
-def dump_toml(document: dict[str, Any], prefix: str = "") -> str:
-    """Enough TOML for environment files: scalars, lists of scalars and nested tables."""
-    lines = [f"{key} = {_toml_value(value)}" for key, value in document.items() if not isinstance(value, dict)]
-    for key, value in document.items():
-        if isinstance(value, dict):
-            name = f"{prefix}{key}"
-            lines += ["", f"[{name}]", dump_toml(value, f"{name}.").strip("\n")]
-    return "\n".join(lines) + "\n"
 
 
 # --------------------------------------------------------------------------- plans
@@ -189,7 +168,7 @@ class UpgradePlans:
         directory = self.workdir / name
         directory.mkdir(parents=True, exist_ok=True)
         config = directory / f"{self.env}.toml"
-        config.write_text(dump_toml(document))
+        config.write_text(toml_document(document))
         outdir = directory / "out"
         result = subprocess.run(
             [sys.executable, str(PROJECT_DIR / "main.py"), "--config", str(config), "--outdir", str(outdir)],
