@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PY_STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 
-.PHONY: help synth list show-config test test-fast lint bench emulate twin twin-deps reference clean
+.PHONY: help synth list show-config test test-fast lint bench emulate twin twin-deps reference simulate calibrate clean
 ENV ?= dev
 
 # `make help` lists the targets that have a `## ` comment.
@@ -60,6 +60,14 @@ bench: $(PY_STAMP) ## synth time and memory against the floor and the naive impo
 
 emulate: $(PY_STAMP) $(NODE_STAMP) ## deploy a stack to a local AWS emulator (moto)
 	$(PY) -m tests.emulator.emulate
+
+# Offline: the shipped traces against scaling policies, on the latency measured by `make calibrate`.
+simulate: $(PY_STAMP) ## autoscaling simulator: a table per trace and policy, docs/simulator-spike.png
+	$(PY) -m simulator
+
+# The real frontend and mocker workers on 127.0.0.1 at stepped concurrency (about 3 minutes).
+calibrate: $(PY_STAMP) twin-deps ## measure TTFT/ITL of the real Dynamo processes into simulator/data/
+	$(PY) scripts/calibrate_latency.py
 
 reference: $(PY_STAMP) ## print the README's configuration reference (--write replaces it)
 	$(PY) -m environments.reference

@@ -1,0 +1,182 @@
+"""The autoscaling simulator on hand-checkable traces, and its fit to the calibration data.
+
+The hand-checked fleet: TTFT = 100 + 10 * r ms at r requests/s per worker (500 ms, the target,
+at 40 req/s), a flat ITL of 10 ms, 100 req/s of capacity per worker, a 300 s cold start.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import sys
+
+import pytest
+
+from simulator import __main__ as cli
+from simulator.fleet import TICK_S, Fleet, Sample, simulate
+from simulator.latency import Curve, LatencyModel, fit, fit_curve, load_measurements, unsaturated
+from simulator.policy import PLANNER_ITL_MS, PLANNER_TTFT_MS, Policy, PolicyState, Step, decide
+from simulator.report import outcome, plot
+from simulator.traces import TRACE_NAMES, load_trace, per_tick
+from tests.conftest import PROJECT_DIR
+
+MODEL = LatencyModel(ttft=Curve(100.0, 10.0, 1.0), itl=Curve(10.0, 0.0, 1.0), capacity_rps=100.0)
+COLD_START_S = 300.0
+
+
+def fleet(min_count: int = 2, max_count: int = 6, **policy: object) -> Fleet:
+    prefill = Policy("ttft_ms", 500.0, min_count, max_count, **policy)  # type: ignore[arg-type]
+    # Decode's flat 10 ms ITL never reaches 50 ms: it holds still, so prefill is what is checked.
+    decode = Policy("itl_ms", 50.0, min_count, max_count)
+    return Fleet(prefill, decode, COLD_START_S, gpus_per_worker=1, ttft_slo_ms=500.0, itl_slo_ms=50.0)
+
+
+def steps(*segments: tuple[float, int]) -> list[float]:
+    """(rate, seconds) segments as one rate per tick."""
+    return [rate for rate, seconds in segments for _ in range(seconds // TICK_S)]
+
+
+def changes(samples: list[Sample], role: str = "prefill") -> list[tuple[int, int]]:
+    """(time, new desired count) whenever the desired count changed."""
+    return [(b.time_s, b.desired[role]) for a, b in zip(samples, samples[1:], strict=False) if b.desired != a.desired]
+
+
+def test_constant_load_below_target_never_scales():
+    # 50 req/s on two workers: 25 each, TTFT 350 ms < 500.
+    samples = simulate(fleet(), MODEL, steps((50, 7200)))
+    assert {(s.desired["prefill"], s.ready["prefill"], s.desired["decode"]) for s in samples} == {(2, 2, 2)}
+    assert {s.ttft_ms for s in samples} == {350.0}
+    assert outcome(fleet(), samples).scale_out_s is None
+
+
+def test_a_step_above_target_scales_out_within_period_times_evaluations_plus_cooldown_plus_cold_start():
+    # At 600 s the rate steps to 120 req/s: 60 per worker, TTFT 700 ms. Proportional sizing
+    # wants ceil(2 * 700 / 500) = 3 workers; with 3, 40 each, TTFT is exactly 500: not above.
+    # A cooldown longer than the cold start: no second decision before the first worker serves.
+    policy = {"period_s": 60, "scale_out_evaluations": 3, "scale_out_cooldown_s": 600}
+    samples = simulate(fleet(**policy), MODEL, steps((50, 600), (120, 3000)))
+    assert changes(samples) == [(780, 3)]  # the end of the 3rd period above target
+    first_serving = next(s.time_s for s in samples if s.ready["prefill"] == 3)
+    stated = 600 + 60 * 3 + 600 + COLD_START_S
+    assert 600 + COLD_START_S <= first_serving <= stated
+    assert first_serving == 780 + COLD_START_S
+    assert samples[-1].ttft_ms == 500.0
+    result = outcome(fleet(**policy), samples)
+    assert result.scale_out_s == first_serving - 600
+    assert result.slo_minutes_lost == (first_serving - 600) / 60
+
+
+def test_a_scale_out_cooldown_shorter_than_the_cold_start_overshoots():
+    # The metric is still 700 ms in the period after the first decision (the new worker is
+    # starting), so one cooldown of 60 s later target tracking sizes again: ceil(3 * 1.4) = 5.
+    policy = {"period_s": 60, "scale_out_evaluations": 3, "scale_out_cooldown_s": 60}
+    samples = simulate(fleet(**policy), MODEL, steps((50, 600), (120, 3000)))
+    assert changes(samples)[:2] == [(780, 3), (840, 5)]
+
+
+@pytest.mark.parametrize(
+    ("kind", "scaling_steps", "scale_ins"), [("target tracking", (), 1), ("step scaling", (Step(1.0, 1),), 4)]
+)
+def test_scale_in_waits_its_cooldown_and_never_goes_below_min(kind, scaling_steps, scale_ins):
+    # Target tracking sizes in one proportional move (6 -> ceil(6 * 0.22) = 2); step scaling
+    # removes one worker at a time, each a cooldown after the last.
+    policy = {"scale_in_evaluations": 15, "scale_in_cooldown_s": 300, "steps": scaling_steps}
+    samples = simulate(fleet(**policy), MODEL, steps((250, 1800), (10, 5400)))
+    made = changes(samples)
+    counts = [2] + [count for _, count in made]
+    downs = [time for (time, count), previous in zip(made, counts, strict=False) if count < previous]
+    assert max(counts) == 6 and len(downs) == scale_ins, kind
+    # Scale-in begins only after 15 periods (15 min) of low load following the drop at 1800 s,
+    # and each scale-in comes at least the cooldown after the previous activity.
+    assert downs[0] >= 1800 + 15 * 60
+    activity = [time for time, _ in made]
+    for earlier, later in zip(activity, activity[1:], strict=False):
+        if later in downs:
+            assert later - earlier >= 300
+    assert min(s.desired["prefill"] for s in samples) == 2
+    assert samples[-1].desired["prefill"] == 2
+
+
+def test_max_bounds_hold_under_any_demand():
+    samples = simulate(fleet(max_count=4), MODEL, steps((5000, 3600)))
+    assert max(s.desired["prefill"] for s in samples) == 4
+    assert max(s.ready["prefill"] for s in samples) == 4
+    assert outcome(fleet(max_count=4), samples).slo_minutes_lost == 60.0  # over capacity all along
+
+
+def test_gpu_hours_count_every_worker_from_its_scaling_decision():
+    # Two prefill and two decode workers of one GPU for an hour.
+    assert outcome(fleet(), simulate(fleet(), MODEL, steps((50, 3600)))).gpu_hours == pytest.approx(4.0)
+    # The step test's third prefill worker is billed from 780 s (its decision), not 1080 s (serving).
+    slow = fleet(scale_out_cooldown_s=600)
+    stepped = simulate(slow, MODEL, steps((50, 600), (120, 3000)))
+    assert outcome(slow, stepped).gpu_hours == pytest.approx(4 * 3600 / 3600 + (3600 - 780) / 3600)
+
+
+def test_step_scaling_takes_the_largest_step_reached():
+    policy = Policy("ttft_ms", 500.0, 1, 10, scale_out_evaluations=1, steps=(Step(1.0, 1), Step(2.0, 3)))
+    assert decide(policy, PolicyState(history=[]), 60, 2, 1100.0) == 5
+    assert decide(policy, PolicyState(history=[]), 60, 2, 600.0) == 3
+    assert decide(policy, PolicyState(history=[]), 60, 2, 400.0) == 2
+
+
+def test_scale_out_respects_its_cooldown():
+    policy = Policy("ttft_ms", 500.0, 1, 10, scale_out_evaluations=1, scale_out_cooldown_s=300)
+    state = PolicyState(history=[])
+    assert decide(policy, state, 60, 2, 600.0) == 3
+    assert decide(policy, state, 120, 3, 600.0) == 3
+    assert decide(policy, state, 360, 3, 600.0) == 4
+
+
+def test_policy_bounds_are_checked():
+    with pytest.raises(ValueError, match="min_count <= max_count"):
+        Policy("ttft_ms", 500.0, 3, 2)
+
+
+def test_fit_recovers_a_known_curve():
+    curve = fit_curve([(rate, 5.0 + 2.0 * rate**1.5) for rate in (1.0, 2.0, 4.0, 8.0, 16.0)])
+    assert (curve.base, curve.slope, curve.exponent) == pytest.approx((5.0, 2.0, 1.5), rel=1e-6)
+
+
+def test_fit_reproduces_the_calibration_data_below_saturation():
+    # The tolerances the README states: TTFT within 5 %, ITL within 1 %, below saturation.
+    measurements = load_measurements()
+    below = unsaturated(measurements)
+    assert len(below) >= 5
+    model = fit(measurements)
+    for m in below:
+        assert model.ttft(m.requests_per_second) == pytest.approx(m.ttft_ms, rel=0.05), m
+        assert model.itl(m.requests_per_second) == pytest.approx(m.itl_ms, rel=0.01), m
+    assert model.capacity_rps == max(m.requests_per_second for m in measurements)
+    # At saturation the curve alone says less than was measured: the rest is the queue.
+    for m in measurements:
+        if m not in below:
+            assert model.ttft(m.requests_per_second) < m.ttft_ms
+
+
+def test_planner_defaults_are_dynamos():
+    assert (PLANNER_TTFT_MS, PLANNER_ITL_MS) == (500.0, 50.0)
+
+
+def test_traces_are_linear_between_rows():
+    assert per_tick([(0.0, 0.0), (100.0, 10.0)]) == [float(i) for i in range(10)]
+    spike = load_trace("spike")
+    assert spike[0] == 40.0 and spike[1210 // TICK_S] == 140.0 and spike[-1] == 40.0
+    assert all(load_trace(name) for name in TRACE_NAMES)
+
+
+def test_same_input_gives_byte_identical_plot(tmp_path):
+    samples = simulate(fleet(), MODEL, steps((50, 600), (120, 1200)))
+    for name in ("a.png", "b.png"):
+        plot(tmp_path / name, "check", fleet(), samples)
+    assert (tmp_path / "a.png").read_bytes() == (tmp_path / "b.png").read_bytes()
+
+
+def test_make_simulate_prints_the_table_the_readme_shows(tmp_path, monkeypatch):
+    monkeypatch.setattr(sys, "argv", ["simulator", "--plot", str(tmp_path / "spike.png")])
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        cli.main()
+    table = "\n".join(printed.getvalue().splitlines()[1:-1])
+    assert table in (PROJECT_DIR / "README.md").read_text()
+    assert (tmp_path / "spike.png").read_bytes() == (PROJECT_DIR / "docs" / "simulator-spike.png").read_bytes()
