@@ -84,7 +84,7 @@ def plot(path: Path, title: str, fleet: Fleet, samples: list[Sample]) -> None:
     ttft.plot(minutes, [min(sample.ttft_ms, 10 * fleet.ttft_slo_ms) for sample in samples], color="tab:red")
     ttft.axhline(fleet.ttft_slo_ms, color="grey", linestyle=":", label=f"target {fleet.ttft_slo_ms:.0f} ms")
     ttft.set_yscale("log")
-    ttft.set_ylabel("TTFT (ms)")
+    ttft.set_ylabel(f"TTFT (ms, cut at {10 * fleet.ttft_slo_ms / 1000:.0f} s)")
     ttft.set_xlabel("minutes")
     ttft.legend(loc="upper right")
     figure.tight_layout()
