@@ -36,7 +36,8 @@ def settings(env: Environment) -> dict[str, Fleet]:
         prefill=prefill,
         decode=decode,
         cold_start_s=fit.cold_start(env, facts).total,
-        gpus_per_worker=env.decode.gpus,
+        prefill_gpus=env.prefill.gpus,
+        decode_gpus=env.decode.gpus,
         ttft_slo_ms=PLANNER_TTFT_MS,
         itl_slo_ms=PLANNER_ITL_MS,
     )
@@ -68,7 +69,7 @@ def main() -> None:
     any_fleet = next(iter(fleets.values()))
     print(
         f"{env.name}: {env.model.name}, prefill {env.prefill.min_count}..{env.prefill.max_count}, "
-        f"decode {env.decode.min_count}..{env.decode.max_count} workers of {env.decode.gpus} GPU, "
+        f"decode {env.decode.min_count}..{env.decode.max_count} workers of {env.prefill.gpus}/{env.decode.gpus} GPU, "
         f"cold start {fit.minutes(any_fleet.cold_start_s)} (environments/fit.py); "
         f"per worker: capacity {model.capacity_rps:.1f} req/s, "
         f"TTFT {model.ttft.base:.1f} + {model.ttft.slope:.3f}*r^{model.ttft.exponent:.2f} ms, "

@@ -27,12 +27,16 @@ class Fleet:
     prefill: Policy
     decode: Policy
     cold_start_s: float
-    gpus_per_worker: int
+    prefill_gpus: int
+    decode_gpus: int
     ttft_slo_ms: float
     itl_slo_ms: float
 
     def policy(self, role: str) -> Policy:
         return self.prefill if role == "prefill" else self.decode
+
+    def gpus(self, role: str) -> int:
+        return self.prefill_gpus if role == "prefill" else self.decode_gpus
 
 
 @dataclass
@@ -55,12 +59,13 @@ class RoleState:
     period_metrics: list[float] = field(default_factory=list)
 
 
-def _metric(policy: Policy, ttft_ms: float, itl_ms: float, rate_per_worker: float, capacity: float) -> float:
+def _metric(policy: Policy, ttft_ms: float, itl_ms: float, arriving_per_worker: float, capacity: float) -> float:
     if policy.metric == "ttft_ms":
         return ttft_ms
     if policy.metric == "itl_ms":
         return itl_ms
-    return rate_per_worker / capacity
+    # Arriving, not served: served is capped at capacity, so it could never show an overload.
+    return arriving_per_worker / capacity
 
 
 def simulate(fleet: Fleet, model: LatencyModel, demand: list[float]) -> list[Sample]:
@@ -76,8 +81,7 @@ def simulate(fleet: Fleet, model: LatencyModel, demand: list[float]) -> list[Sam
             state.ready += sum(1 for ready_at in state.starting if ready_at <= now)
             state.starting = [ready_at for ready_at in state.starting if ready_at > now]
             capacity = state.ready * model.capacity_rps
-            offered = rate + state.queue / TICK_S
-            served[role] = min(offered, capacity)
+            served[role] = min(rate + state.queue / TICK_S, capacity)
             state.queue = max(0.0, state.queue + (rate - capacity) * TICK_S)
         wait_ms = sum(_drain_ms(states[role], model.capacity_rps) for role in ROLES)
         per_worker = {role: served[role] / states[role].ready if states[role].ready else 0.0 for role in ROLES}
@@ -97,7 +101,7 @@ def simulate(fleet: Fleet, model: LatencyModel, demand: list[float]) -> list[Sam
         for role in ROLES:
             policy, state = policies[role], states[role]
             # A role with nothing ready reports no latency: its metric reads as far over target.
-            metric = _metric(policy, ttft, itl, per_worker[role], model.capacity_rps) if state.ready else math.inf
+            metric = _metric(policy, ttft, itl, rate / state.ready, model.capacity_rps) if state.ready else math.inf
             state.period_metrics.append(min(metric, 1e9))
             if end % policy.period_s:
                 continue

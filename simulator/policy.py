@@ -23,8 +23,8 @@ from typing import Literal
 PLANNER_TTFT_MS = 500.0
 PLANNER_ITL_MS = 50.0
 
-# ttft_ms and itl_ms are the role's mean latency over the period; utilization is requests per
-# second per ready worker over the calibrated capacity (in-flight load, the early signal).
+# ttft_ms and itl_ms are the role's mean latency over the period; utilization is the arriving
+# requests per second per ready worker over the calibrated capacity (the early load signal).
 Metric = Literal["ttft_ms", "itl_ms", "utilization"]
 
 

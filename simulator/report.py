@@ -34,12 +34,12 @@ def outcome(fleet: Fleet, samples: list[Sample]) -> Outcome:
         added = next((s for s in samples[breaches[0] :] if sum(s.ready.values()) > serving_then), None)
         scale_out_s = float("inf") if added is None else float(added.time_s - first.time_s)
     # Billed from the scaling decision: a starting worker holds its GPUs.
-    worker_ticks = sum(sum(sample.desired.values()) for sample in samples)
+    gpu_ticks = sum(sample.desired[role] * fleet.gpus(role) for sample in samples for role in ROLES)
     return Outcome(
         scale_out_s=scale_out_s,
         at_max_when_breached=at_max,
         slo_minutes_lost=len(breaches) * TICK_S / 60,
-        gpu_hours=worker_ticks * fleet.gpus_per_worker * TICK_S / 3600,
+        gpu_hours=gpu_ticks * TICK_S / 3600,
         peak={role: max(sample.desired[role] for sample in samples) for role in ROLES},
     )
 

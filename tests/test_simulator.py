@@ -7,11 +7,14 @@ at 40 req/s), a flat ITL of 10 ms, 100 req/s of capacity per worker, a 300 s col
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import io
 import sys
+from dataclasses import replace
 
 import pytest
 
+from environments.loader import ENVIRONMENTS_DIR, load
 from simulator import __main__ as cli
 from simulator.fleet import TICK_S, Fleet, Sample, simulate
 from simulator.latency import Curve, LatencyModel, fit, fit_curve, load_measurements, unsaturated
@@ -28,7 +31,7 @@ def fleet(min_count: int = 2, max_count: int = 6, **policy: object) -> Fleet:
     prefill = Policy("ttft_ms", 500.0, min_count, max_count, **policy)  # type: ignore[arg-type]
     # Decode's flat 10 ms ITL never reaches 50 ms: it holds still, so prefill is what is checked.
     decode = Policy("itl_ms", 50.0, min_count, max_count)
-    return Fleet(prefill, decode, COLD_START_S, gpus_per_worker=1, ttft_slo_ms=500.0, itl_slo_ms=50.0)
+    return Fleet(prefill, decode, COLD_START_S, prefill_gpus=1, decode_gpus=2, ttft_slo_ms=500.0, itl_slo_ms=50.0)
 
 
 def steps(*segments: tuple[float, int]) -> list[float]:
@@ -105,12 +108,12 @@ def test_max_bounds_hold_under_any_demand():
 
 
 def test_gpu_hours_count_every_worker_from_its_scaling_decision():
-    # Two prefill and two decode workers of one GPU for an hour.
-    assert outcome(fleet(), simulate(fleet(), MODEL, steps((50, 3600)))).gpu_hours == pytest.approx(4.0)
+    # Two prefill workers of one GPU and two decode workers of two GPUs for an hour.
+    assert outcome(fleet(), simulate(fleet(), MODEL, steps((50, 3600)))).gpu_hours == pytest.approx(6.0)
     # The step test's third prefill worker is billed from 780 s (its decision), not 1080 s (serving).
     slow = fleet(scale_out_cooldown_s=600)
     stepped = simulate(slow, MODEL, steps((50, 600), (120, 3000)))
-    assert outcome(slow, stepped).gpu_hours == pytest.approx(4 * 3600 / 3600 + (3600 - 780) / 3600)
+    assert outcome(slow, stepped).gpu_hours == pytest.approx(6.0 + (3600 - 780) / 3600)
 
 
 def test_step_scaling_takes_the_largest_step_reached():
@@ -180,3 +183,35 @@ def test_make_simulate_prints_the_table_the_readme_shows(tmp_path, monkeypatch):
     table = "\n".join(printed.getvalue().splitlines()[1:-1])
     assert table in (PROJECT_DIR / "README.md").read_text()
     assert (tmp_path / "spike.png").read_bytes() == (PROJECT_DIR / "docs" / "simulator-spike.png").read_bytes()
+
+
+def test_load_per_worker_shows_an_overload_beyond_capacity():
+    # 300 req/s arriving at two workers of 100: 1.5 of capacity, so ceil(2 * 1.5 / 0.7) = 5.
+    policy = Policy("utilization", 0.7, 2, 10, scale_out_evaluations=1)
+    load_fleet = replace(fleet(), prefill=policy)
+    assert changes(simulate(load_fleet, MODEL, steps((300, 120))))[:1] == [(60, 5)]
+
+
+def test_an_environment_without_prefill_is_refused_in_one_line():
+    env = load(ENVIRONMENTS_DIR / "dev.toml")
+    assert env.prefill is None
+    with pytest.raises(SystemExit, match="dev: no \\[prefill\\]; the simulator models disaggregated"):
+        cli.settings(env)
+
+
+def test_calibration_reads_histogram_sums_and_counts_over_label_sets():
+    spec = importlib.util.spec_from_file_location("calibrate_latency", PROJECT_DIR / "scripts" / "calibrate_latency.py")
+    assert spec is not None and spec.loader is not None
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    metrics = (
+        "# TYPE dynamo_frontend_time_to_first_token_seconds histogram\n"
+        'dynamo_frontend_time_to_first_token_seconds_bucket{model="m",le="0.1"} 3\n'
+        'dynamo_frontend_time_to_first_token_seconds_sum{model="m"} 0.25\n'
+        'dynamo_frontend_time_to_first_token_seconds_count{model="m"} 4\n'
+        'dynamo_frontend_time_to_first_token_seconds_sum{model="n"} 1.5e-1\n'
+        'dynamo_frontend_time_to_first_token_seconds_count{model="n"} 2\n'
+        "dynamo_frontend_inter_token_latency_seconds_sum 9\n"
+    )
+    assert script.histogram_totals(metrics, script.TTFT_METRIC) == pytest.approx((0.4, 6.0))
+    assert script.histogram_totals(metrics, script.ITL_METRIC) == (9.0, 0.0)
