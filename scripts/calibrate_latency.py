@@ -5,7 +5,8 @@ one prefill and one decode `dynamo.mocker` worker (disaggregated, as the twin ru
 127.0.0.1 and nowhere else. For each concurrency step it keeps that many streamed chat
 completions in flight for a fixed time, then reads the frontend's `/metrics` histograms
 `dynamo_frontend_time_to_first_token_seconds` and `dynamo_frontend_inter_token_latency_seconds`
-before and after the step: mean TTFT and mean ITL of the step are delta(sum) / delta(count).
+before and after the step: mean TTFT and mean ITL of the step are delta(sum) / delta(count);
+the 90th percentiles are estimated from the buckets' deltas, as Prometheus does.
 
 Writes simulator/data/calibration.json. Run: make calibrate (needs make twin-deps).
 """
@@ -22,6 +23,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 PROJECT = Path(__file__).resolve().parent.parent
@@ -56,11 +58,11 @@ def http_get(port: int, path: str) -> tuple[int, str]:
         connection.close()
 
 
-def wait_for(what: str, ready: object, timeout: float = 120.0) -> None:
+def wait_for(what: str, ready: Callable[[], bool], timeout: float = 120.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            if ready():  # type: ignore[operator]
+            if ready():
                 return
         except OSError:
             pass
@@ -77,7 +79,34 @@ def histogram_totals(metrics: str, name: str) -> tuple[float, float]:
     return total["sum"], total["count"]
 
 
+def histogram_buckets(metrics: str, name: str) -> dict[float, float]:
+    """Cumulative count per upper bound (le), added over label sets."""
+    buckets: dict[float, float] = {}
+    for match in re.finditer(rf'^{name}_bucket\{{[^}}]*le="([^"]+)"[^}}]*\}} ([0-9.eE+-]+)$', metrics, re.MULTILINE):
+        bound = float(match.group(1))  # float("+Inf") is inf
+        buckets[bound] = buckets.get(bound, 0.0) + float(match.group(2))
+    return buckets
+
+
+def quantile(quantile: float, before: dict[float, float], after: dict[float, float]) -> float | None:
+    """The quantile of the observations between two scrapes, as Prometheus's histogram_quantile
+    estimates it: linear within the bucket it falls in. Only as fine as the buckets."""
+    bounds = sorted(after)
+    counts = [after[bound] - before.get(bound, 0.0) for bound in bounds]
+    if not counts or counts[-1] <= 0:
+        return None
+    rank = quantile * counts[-1]
+    for index, (bound, count) in enumerate(zip(bounds, counts, strict=True)):
+        if count >= rank:
+            lower, below = (bounds[index - 1], counts[index - 1]) if index else (0.0, 0.0)
+            if bound == float("inf"):
+                return lower
+            return lower + (bound - lower) * (rank - below) / (count - below) if count > below else bound
+    return None
+
+
 def streamed_completion(prompt: str) -> int:
+    """Streams one chat completion to its end; returns the number of chunks received."""
     body = json.dumps(
         {
             "model": MODEL,
@@ -94,8 +123,7 @@ def streamed_completion(prompt: str) -> int:
         response = connection.getresponse()
         if response.status != 200:
             raise RuntimeError(f"HTTP {response.status}: {response.read()[:300]!r}")
-        chunks = sum(1 for line in response if line.startswith(b"data: {"))
-        return chunks
+        return sum(1 for line in response if line.startswith(b"data: {"))
     finally:
         connection.close()
 
@@ -134,12 +162,17 @@ def run_step(concurrency: int, seconds: float, step_index: int) -> dict[str, flo
     ttft_count = histogram_totals(after, TTFT_METRIC)[1] - histogram_totals(before, TTFT_METRIC)[1]
     itl_sum = histogram_totals(after, ITL_METRIC)[0] - histogram_totals(before, ITL_METRIC)[0]
     itl_count = histogram_totals(after, ITL_METRIC)[1] - histogram_totals(before, ITL_METRIC)[1]
+    ttft_p90 = quantile(0.9, histogram_buckets(before, TTFT_METRIC), histogram_buckets(after, TTFT_METRIC))
+    itl_p90 = quantile(0.9, histogram_buckets(before, ITL_METRIC), histogram_buckets(after, ITL_METRIC))
     return {
         "concurrency": concurrency,
         "requests": sum(completed),
         "requests_per_second": round(sum(completed) / elapsed, 3),
         "ttft_mean_ms": round(1000 * ttft_sum / ttft_count, 2),
         "itl_mean_ms": round(1000 * itl_sum / itl_count, 3),
+        # From the histogram's buckets, which are coarse (about x2.2 apart): an estimate.
+        "ttft_p90_ms": None if ttft_p90 is None else round(1000 * ttft_p90, 1),
+        "itl_p90_ms": None if itl_p90 is None else round(1000 * itl_p90, 2),
     }
 
 

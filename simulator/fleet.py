@@ -6,6 +6,8 @@ A fluid model, ticked every TICK_S seconds:
 - TTFT = the prefill curve at the per-worker rate served + the time to drain both queues
   (a queued request has no first token yet); ITL = the decode curve at the rate served per
   decode worker (a worker's batch is capped, so overload queues instead of slowing tokens);
+- both roles see the arriving demand (decode is not shielded by a saturated prefill), so the
+  queues are upper bounds;
 - a worker the policy adds is billed from the decision and serves after `cold_start_s`
   (environments/fit.py's estimate); a worker removed stops at once (drained, not billed).
 """
