@@ -1,12 +1,11 @@
 """make simulate: every shipped trace against each policy setting; a table, and the spike's plot.
 
-python -m simulator [--env prod] [--plot docs/simulator-spike.png]
+python -m simulator [--env prod] [--plot docs/simulator-spike.png] [--settings simulator/settings.toml]
 """
 
 from __future__ import annotations
 
 import argparse
-from dataclasses import replace
 from pathlib import Path
 
 from environments import fit
@@ -15,45 +14,40 @@ from environments.schema import Environment
 from simulator.fleet import Fleet, simulate
 from simulator.latency import fit as fit_latency
 from simulator.latency import load_measurements
-from simulator.policy import PLANNER_ITL_MS, PLANNER_TTFT_MS, Policy, Step
+from simulator.policy import PLANNER_ITL_MS, PLANNER_TTFT_MS
 from simulator.report import outcome, plot, table
+from simulator.settings import SETTINGS_FILE, read_settings
 from simulator.traces import TRACE_NAMES, load_trace
 
-PLOTTED = ("spike", "planner targets")
+PLOTTED_TRACE = "spike"  # under the settings file's first setting
 
 
-def settings(env: Environment) -> dict[str, Fleet]:
-    """The policy settings compared: Dynamo's planner targets as target tracking, the same
-    reacting after one period, and an early-signal variant (load per worker, step scaling)."""
+def fleets(env: Environment, settings_file: Path) -> dict[str, Fleet]:
+    """One fleet per setting of the file, with this environment's bounds, GPUs and cold start."""
     facts = env.model.model_facts
     if facts is None:
         raise SystemExit(f"{env.name}: the model has no facts, so no cold-start estimate (environments/fit.py)")
     if env.prefill is None:
         raise SystemExit(f"{env.name}: no [prefill]; the simulator models disaggregated prefill/decode only")
-    prefill = Policy("ttft_ms", PLANNER_TTFT_MS, env.prefill.min_count, env.prefill.max_count)
-    decode = Policy("itl_ms", PLANNER_ITL_MS, env.decode.min_count, env.decode.max_count)
-    base = Fleet(
-        prefill=prefill,
-        decode=decode,
-        cold_start_s=fit.cold_start(env, facts).total,
-        prefill_gpus=env.prefill.gpus,
-        decode_gpus=env.decode.gpus,
-        ttft_slo_ms=PLANNER_TTFT_MS,
-        itl_slo_ms=PLANNER_ITL_MS,
-    )
-    early_steps = (Step(1.0, 1), Step(1.3, 2))
+    bounds = {
+        "prefill": (env.prefill.min_count, env.prefill.max_count),
+        "decode": (env.decode.min_count, env.decode.max_count),
+    }
+    try:
+        settings = read_settings(settings_file, bounds)
+    except ValueError as error:
+        raise SystemExit(str(error)) from None
     return {
-        "planner targets": base,
-        "planner targets, 1 period": replace(
-            base,
-            prefill=replace(prefill, scale_out_evaluations=1),
-            decode=replace(decode, scale_out_evaluations=1),
-        ),
-        "load 70%, steps": replace(
-            base,
-            prefill=replace(prefill, metric="utilization", target=0.7, steps=early_steps, scale_out_evaluations=1),
-            decode=replace(decode, metric="utilization", target=0.7, steps=early_steps, scale_out_evaluations=1),
-        ),
+        name: Fleet(
+            prefill=policies["prefill"],
+            decode=policies["decode"],
+            cold_start_s=fit.cold_start(env, facts).total,
+            prefill_gpus=env.prefill.gpus,
+            decode_gpus=env.decode.gpus,
+            ttft_slo_ms=PLANNER_TTFT_MS,
+            itl_slo_ms=PLANNER_ITL_MS,
+        )
+        for name, policies in settings.items()
     }
 
 
@@ -61,12 +55,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="Replay the shipped traces against scaling policies.")
     parser.add_argument("--env", default="prod", help="environment whose bounds and cold start are used")
     parser.add_argument("--plot", type=Path, default=Path("docs/simulator-spike.png"))
+    parser.add_argument("--settings", type=Path, default=SETTINGS_FILE, help="policy settings (TOML)")
     args = parser.parse_args()
     env = load(ENVIRONMENTS_DIR / f"{args.env}.toml")
-    fleets = settings(env)
-    assert env.prefill is not None  # settings() has checked
+    compared = fleets(env, args.settings)
+    assert env.prefill is not None  # fleets() has checked
     model = fit_latency(load_measurements())
-    any_fleet = next(iter(fleets.values()))
+    any_fleet = next(iter(compared.values()))
     print(
         f"{env.name}: {env.model.name}, prefill {env.prefill.min_count}..{env.prefill.max_count}, "
         f"decode {env.decode.min_count}..{env.decode.max_count} workers of {env.prefill.gpus}/{env.decode.gpus} GPU, "
@@ -78,10 +73,10 @@ def main() -> None:
     rows = []
     for trace in TRACE_NAMES:
         demand = load_trace(trace)
-        for name, fleet in fleets.items():
+        for name, fleet in compared.items():
             samples = simulate(fleet, model, demand)
             rows.append((trace, name, outcome(fleet, samples)))
-            if (trace, name) == PLOTTED:
+            if trace == PLOTTED_TRACE and name == next(iter(compared)):
                 plot(args.plot, f"{trace} trace, {name} ({env.name})", fleet, samples)
     print(table(rows))
     print(f"plot: {args.plot}")

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, get_args
 
 # Dynamo's planner targets: SLAPlannerDefaults.ttft_ms = 500.0 and .itl_ms = 50.0 in
 # dynamo/planner/config/defaults.py of ai-dynamo 1.2.1 (the version the twin pins).
@@ -52,6 +52,10 @@ class Policy:
     steps: tuple[Step, ...] = ()
 
     def __post_init__(self) -> None:
+        if self.metric not in get_args(Metric):
+            raise ValueError(f"metric {self.metric!r} is not one of {', '.join(get_args(Metric))}")
+        if self.target <= 0:
+            raise ValueError(f"target must be positive, got {self.target}")
         if not 0 <= self.min_count <= self.max_count:
             raise ValueError(f"need 0 <= min_count <= max_count, got {self.min_count}, {self.max_count}")
         if self.period_s <= 0 or self.scale_out_evaluations < 1 or self.scale_in_evaluations < 1:

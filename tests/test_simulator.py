@@ -20,6 +20,7 @@ from simulator.fleet import TICK_S, Fleet, Sample, simulate
 from simulator.latency import Curve, LatencyModel, fit, fit_curve, load_measurements, unsaturated
 from simulator.policy import PLANNER_ITL_MS, PLANNER_TTFT_MS, Policy, PolicyState, Step, decide
 from simulator.report import outcome, plot
+from simulator.settings import SETTINGS_FILE, read_settings
 from simulator.traces import TRACE_NAMES, load_trace, per_tick
 from tests.conftest import PROJECT_DIR
 
@@ -197,7 +198,37 @@ def test_an_environment_without_prefill_is_refused_in_one_line():
     env = load(ENVIRONMENTS_DIR / "dev.toml")
     assert env.prefill is None
     with pytest.raises(SystemExit, match="dev: no \\[prefill\\]; the simulator models disaggregated"):
-        cli.settings(env)
+        cli.fleets(env, SETTINGS_FILE)
+
+
+def test_the_shipped_settings_take_dynamos_targets_and_the_environments_bounds():
+    settings = read_settings(SETTINGS_FILE, {"prefill": (2, 4), "decode": (1, 3)})
+    planner = settings["planner targets"]
+    assert (planner["prefill"].metric, planner["prefill"].target, planner["prefill"].kind) == (
+        "ttft_ms",
+        500.0,
+        "target",
+    )
+    assert (planner["decode"].metric, planner["decode"].target) == ("itl_ms", 50.0)
+    assert (planner["prefill"].min_count, planner["prefill"].max_count) == (2, 4)
+    assert (planner["decode"].min_count, planner["decode"].max_count) == (1, 3)
+    assert settings["load 70%, steps"]["decode"].steps == (Step(1.0, 1), Step(1.3, 2))
+
+
+@pytest.mark.parametrize(
+    ("prefill", "message"),
+    [
+        ('{ metric = "ttft_ms", cooldown = 60 }', "one: unknown cooldown \\(allowed: metric, target,"),
+        ('{ metric = "utilization" }', "one: metric 'utilization' has no default target: give target"),
+        ('{ metric = "p99", target = 1.0 }', "one: metric 'p99' is not one of ttft_ms, itl_ms, utilization"),
+        ('{ metric = "ttft_ms", min_count = 5 }', "one: need 0 <= min_count <= max_count, got 5, 4"),
+    ],
+)
+def test_a_bad_setting_is_one_line_naming_the_file_and_setting(tmp_path, prefill, message):
+    path = tmp_path / "settings.toml"
+    path.write_text(f'[[setting]]\nname = "one"\nprefill = {prefill}\ndecode = {{ metric = "itl_ms" }}\n')
+    with pytest.raises(ValueError, match=f"^{path}: {message}"):
+        read_settings(path, {"prefill": (2, 4), "decode": (2, 4)})
 
 
 def test_calibration_reads_histogram_sums_and_counts_over_label_sets():
