@@ -6,10 +6,11 @@ python -m simulator [--env prod] [--plot docs/simulator-spike.png] [--settings s
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from environments import fit
-from environments.loader import ENVIRONMENTS_DIR, load
+from environments.loader import ENVIRONMENTS_DIR, ConfigError, load
 from environments.schema import Environment
 from simulator.fleet import Fleet, simulate
 from simulator.latency import fit as fit_latency
@@ -23,20 +24,18 @@ PLOTTED_TRACE = "spike"  # under the settings file's first setting
 
 
 def fleets(env: Environment, settings_file: Path) -> dict[str, Fleet]:
-    """One fleet per setting of the file, with this environment's bounds, GPUs and cold start."""
+    """One fleet per setting of the file, with this environment's bounds, GPUs and cold start.
+    A problem a user can cause is a one-line ValueError."""
     facts = env.model.model_facts
     if facts is None:
-        raise SystemExit(f"{env.name}: the model has no facts, so no cold-start estimate (environments/fit.py)")
+        raise ValueError(f"{env.name}: the model has no facts, so no cold-start estimate (environments/fit.py)")
     if env.prefill is None:
-        raise SystemExit(f"{env.name}: no [prefill]; the simulator models disaggregated prefill/decode only")
+        raise ValueError(f"{env.name}: no [prefill]; the simulator models disaggregated prefill/decode only")
     bounds = {
         "prefill": (env.prefill.min_count, env.prefill.max_count),
         "decode": (env.decode.min_count, env.decode.max_count),
     }
-    try:
-        settings = read_settings(settings_file, bounds)
-    except ValueError as error:
-        raise SystemExit(str(error)) from None
+    settings = read_settings(settings_file, bounds)
     return {
         name: Fleet(
             prefill=policies["prefill"],
@@ -57,8 +56,13 @@ def main() -> None:
     parser.add_argument("--plot", type=Path, default=Path("docs/simulator-spike.png"))
     parser.add_argument("--settings", type=Path, default=SETTINGS_FILE, help="policy settings (TOML)")
     args = parser.parse_args()
-    env = load(ENVIRONMENTS_DIR / f"{args.env}.toml")
-    compared = fleets(env, args.settings)
+    try:
+        env = load(ENVIRONMENTS_DIR / f"{args.env}.toml", shown_as=f"environments/{args.env}.toml")
+        compared = fleets(env, args.settings)
+    except (ConfigError, ValueError) as error:
+        # As main.py does for a user's mistake: one line, exit code 2, no traceback.
+        print(error, file=sys.stderr)
+        raise SystemExit(2) from None
     assert env.prefill is not None  # fleets() has checked
     model = fit_latency(load_measurements())
     any_fleet = next(iter(compared.values()))

@@ -197,8 +197,24 @@ def test_load_per_worker_shows_an_overload_beyond_capacity():
 def test_an_environment_without_prefill_is_refused_in_one_line():
     env = load(ENVIRONMENTS_DIR / "dev.toml")
     assert env.prefill is None
-    with pytest.raises(SystemExit, match="dev: no \\[prefill\\]; the simulator models disaggregated"):
+    with pytest.raises(ValueError, match="dev: no \\[prefill\\]; the simulator models disaggregated"):
         cli.fleets(env, SETTINGS_FILE)
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ("dev", "dev: no [prefill]; the simulator models disaggregated prefill/decode only"),
+        ("nowhere", "environments/nowhere.toml: file not found"),
+    ],
+)
+def test_the_cli_reports_a_users_mistake_in_one_line_with_exit_code_2(tmp_path, monkeypatch, capsys, env, message):
+    monkeypatch.setattr(sys, "argv", ["simulator", "--env", env, "--plot", str(tmp_path / "x.png")])
+    with pytest.raises(SystemExit) as exited:
+        cli.main()
+    assert exited.value.code == 2
+    assert capsys.readouterr().err == message + "\n"
+    assert not (tmp_path / "x.png").exists()
 
 
 def test_the_shipped_settings_take_dynamos_targets_and_the_environments_bounds():
