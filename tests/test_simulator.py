@@ -19,7 +19,7 @@ from simulator import __main__ as cli
 from simulator.fleet import TICK_S, Fleet, Sample, simulate
 from simulator.latency import Curve, LatencyModel, fit, fit_curve, load_measurements, unsaturated
 from simulator.policy import PLANNER_ITL_MS, PLANNER_TTFT_MS, Policy, PolicyState, Step, decide
-from simulator.report import outcome, plot
+from simulator.report import outcome, plot, table
 from simulator.settings import SETTINGS_FILE, read_settings
 from simulator.traces import TRACE_NAMES, load_trace, per_tick
 from tests.conftest import PROJECT_DIR
@@ -271,3 +271,10 @@ def test_calibration_reads_histogram_sums_and_counts_over_label_sets():
     assert script.quantile(0.9, after, after) is None
     text = "\n".join(f'x_bucket{{le="{le}"}} {n}' for le, n in (("0.1", 4), ("0.2", 10), ("+Inf", 10)))
     assert script.histogram_buckets(text, "x") == {0.1: 4.0, 0.2: 10.0, float("inf"): 10.0}
+
+
+def test_a_breach_with_the_fleet_at_its_maximum_reads_was_at_max():
+    pinned = fleet(min_count=2, max_count=2)
+    result = outcome(pinned, simulate(pinned, MODEL, steps((50, 600), (300, 600))))
+    assert (result.scale_out_s, result.at_max_when_breached) == (float("inf"), True)
+    assert "was at max" in table([("t", "p", result)])
