@@ -180,6 +180,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=20.0, help="time per concurrency step")
     parser.add_argument("--output", type=Path, default=OUTPUT)
+    parser.add_argument(
+        "--steps", type=int, nargs="+", default=list(CONCURRENCY_STEPS), help="streams in flight, one step each"
+    )
     args = parser.parse_args()
     python = dynamo_python()
     workdir = Path(tempfile.mkdtemp(prefix="dynamo-calibrate-"))
@@ -250,7 +253,7 @@ def main() -> None:
         wait_for("model at the frontend", lambda: MODEL in http_get(FRONTEND_PORT, "/v1/models")[1])
         streamed_completion("warm-up")
         steps = []
-        for index, concurrency in enumerate(CONCURRENCY_STEPS):
+        for index, concurrency in enumerate(args.steps):
             step = run_step(concurrency, args.seconds, index)
             print(json.dumps(step), flush=True)
             steps.append(step)

@@ -13,8 +13,8 @@ from environments import fit
 from environments.loader import ENVIRONMENTS_DIR, ConfigError, load
 from environments.schema import Environment
 from simulator.fleet import Fleet, simulate
+from simulator.latency import CALIBRATION_FILE, load_measurements
 from simulator.latency import fit as fit_latency
-from simulator.latency import load_measurements
 from simulator.policy import PLANNER_ITL_MS, PLANNER_TTFT_MS
 from simulator.report import outcome, plot, table
 from simulator.settings import SETTINGS_FILE, read_settings
@@ -55,6 +55,9 @@ def main() -> None:
     parser.add_argument("--env", default="prod", help="environment whose bounds and cold start are used")
     parser.add_argument("--plot", type=Path, default=Path("docs/simulator-spike.png"))
     parser.add_argument("--settings", type=Path, default=SETTINGS_FILE, help="policy settings (TOML)")
+    parser.add_argument(
+        "--calibration", type=Path, default=CALIBRATION_FILE, help="latency measurements (scripts/calibrate_latency.py)"
+    )
     args = parser.parse_args()
     try:
         env = load(ENVIRONMENTS_DIR / f"{args.env}.toml", shown_as=f"environments/{args.env}.toml")
@@ -64,7 +67,7 @@ def main() -> None:
         print(error, file=sys.stderr)
         raise SystemExit(2) from None
     assert env.prefill is not None  # fleets() has checked
-    model = fit_latency(load_measurements())
+    model = fit_latency(load_measurements(args.calibration))
     any_fleet = next(iter(compared.values()))
     print(
         f"{env.name}: {env.model.name}, prefill {env.prefill.min_count}..{env.prefill.max_count}, "
