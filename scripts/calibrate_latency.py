@@ -18,6 +18,7 @@ import http.client
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -199,6 +200,7 @@ def main() -> None:
         "DYN_LOG": "warn",
     }
     processes: list[subprocess.Popen[bytes]] = []
+    succeeded = False
     try:
         processes.append(
             start(
@@ -276,6 +278,7 @@ def main() -> None:
         args.output.parent.mkdir(parents=True, exist_ok=True)
         args.output.write_text(json.dumps(document, indent=2) + "\n")
         print(f"wrote {args.output.relative_to(PROJECT) if args.output.is_relative_to(PROJECT) else args.output}")
+        succeeded = True
     finally:
         for process in reversed(processes):
             process.terminate()
@@ -284,6 +287,11 @@ def main() -> None:
                 process.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 process.kill()
+        # The processes' logs stay for a failed run, and say why.
+        if succeeded:
+            shutil.rmtree(workdir)
+        else:
+            print(f"logs: {workdir}", file=sys.stderr)
 
 
 if __name__ == "__main__":
