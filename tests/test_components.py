@@ -13,6 +13,7 @@ import inspect
 import json
 import pkgutil
 import shutil
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -71,15 +72,17 @@ def dev() -> Environment:
 
 def synth(build: Callable[[TerraformStack], object]) -> dict[str, Any]:
     """The cdk.tf.json of a bare stack (provider only) after ``build(stack)``, construct paths included."""
-    app: App = cdktf.Testing.app()
-    stack = TerraformStack(app, "test")
-    provider.AwsProvider(stack, "aws", region="us-east-1")
-    build(stack)
-    outdir = Path(cdktf.Testing.full_synth(stack))
-    try:
-        return json.loads((outdir / "stacks" / "test" / "cdk.tf.json").read_text())
-    finally:
-        shutil.rmtree(outdir)
+    # An app without an outdir, and full_synth, each leave a directory under /tmp.
+    with tempfile.TemporaryDirectory(prefix="dynamo-ecs-component-") as app_outdir:
+        app: App = cdktf.Testing.app(outdir=app_outdir)
+        stack = TerraformStack(app, "test")
+        provider.AwsProvider(stack, "aws", region="us-east-1")
+        build(stack)
+        outdir = Path(cdktf.Testing.full_synth(stack))
+        try:
+            return json.loads((outdir / "stacks" / "test" / "cdk.tf.json").read_text())
+        finally:
+            shutil.rmtree(outdir)
 
 
 def with_gpu_fleet(env: Environment, **update: Any) -> Environment:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 import cdktf
 
@@ -16,9 +17,10 @@ from components.aws import PACKAGE
 from components.fargate_cluster import FargateCluster
 
 
-def test_fargate_cluster_synthesizes_in_a_bare_stack_with_container_insights() -> None:
+def test_fargate_cluster_synthesizes_in_a_bare_stack_with_container_insights(tmp_path: Path) -> None:
     # cdktf.Testing, not Testing: pytest would try to collect a class named Test* as a test.
-    stack = cdktf.TerraformStack(cdktf.Testing.app(), "bare")
+    # An outdir of the test's own: without one, the app leaves a directory under /tmp.
+    stack = cdktf.TerraformStack(cdktf.Testing.app(outdir=str(tmp_path)), "bare")
     FargateCluster(stack, "fargate", name="dynamo-test")
     synthesized = json.loads(cdktf.Testing.synth(stack))
     (cluster,) = synthesized["resource"]["aws_ecs_cluster"].values()
