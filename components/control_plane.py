@@ -55,7 +55,7 @@ from components.container import Container, Mount
 from components.discovery import Discovery
 from components.etcd_data import EtcdData
 from components.iam import TaskRoles
-from components.logs import LogGroup, LogGroups
+from components.logs import LogGroups
 from components.security_groups import ETCD_PEER_PORT, ETCD_PORT, NATS_PORT, SecurityGroup
 from components.service import Deployment, Placement, TaskService, TaskSize
 from environments.schema import ControlPlaneConfig, EtcdConfig
@@ -69,6 +69,11 @@ DATA_PATH = "/data"
 # (ENI, image pull, EFS mount) of 30-60 s, doubled for a slow pull. A member replaced
 # later finds its peers running and is healthy within seconds, so this costs nothing then.
 ETCD_START_PERIOD_SECONDS = 120
+
+
+def etcd_member_names(members: int) -> list[str]:
+    """``etcd-<i>``: each member's ECS service suffix, Cloud Map name and ``--name``."""
+    return [f"etcd-{index}" for index in range(members)]
 
 
 class ControlPlane(Construct):
@@ -98,7 +103,7 @@ class ControlPlane(Construct):
         ``discovery`` has a name ``etcd-<i>`` per member and ``nats``."""
         super().__init__(scope, id_)
         self._name = name
-        members = [f"etcd-{index}" for index in range(config.etcd_members)]
+        members = etcd_member_names(config.etcd_members)
         hostnames = [discovery.hostnames[member] for member in members]
         self.etcd_endpoint: str = ",".join(f"http://{hostname}:{ETCD_PORT}" for hostname in hostnames)
         self.nats_server: str = f"nats://{discovery.hostnames['nats']}:{NATS_PORT}"
@@ -118,7 +123,7 @@ class ControlPlane(Construct):
                     ),
                     roles=roles,
                     container=self._etcd_container(
-                        member, hostnames[index], initial_cluster, config.etcd, data, logs.group("etcd")
+                        member, hostnames[index], initial_cluster, config.etcd, data, data.access_point_ids[index], logs
                     ),
                     size=TaskSize(config.etcd.cpu, config.etcd.memory),
                     deployment=_member_ordering(self.etcd_members[-1] if self.etcd_members else None, data, roles),
@@ -171,16 +176,16 @@ class ControlPlane(Construct):
         initial_cluster: str,
         config: EtcdConfig,
         data: EtcdData,
-        logs: LogGroup,
+        access_point_id: str,
+        logs: LogGroups,
     ) -> Container:
-        index = int(member.rsplit("-", 1)[1])
         volume = ecs_task_definition.EcsTaskDefinitionVolume(
             name=DATA_VOLUME,
             efs_volume_configuration=ecs_task_definition.EcsTaskDefinitionVolumeEfsVolumeConfiguration(
                 file_system_id=data.file_system_id,
                 transit_encryption="ENABLED",
                 authorization_config=ecs_task_definition.EcsTaskDefinitionVolumeEfsVolumeConfigurationAuthorizationConfig(
-                    access_point_id=data.access_point_ids[index], iam="ENABLED"
+                    access_point_id=access_point_id, iam="ENABLED"
                 ),
             ),
         )
@@ -203,7 +208,7 @@ class ControlPlane(Construct):
                 "--auto-compaction-retention=1",
             ],
             ports=[ETCD_PORT],
-            logs=logs,
+            logs=logs.group("etcd"),
             log_stream_prefix=member,
             readonly_root_filesystem=True,
             mounts=[Mount(volume, DATA_PATH)],

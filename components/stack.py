@@ -9,7 +9,7 @@ from components.account import Account
 from components.alarms import Alarms
 from components.autoscaling import Autoscaling, ScaledService
 from components.aws import provider
-from components.control_plane import ControlPlane
+from components.control_plane import ControlPlane, etcd_member_names
 from components.discovery import Discovery
 from components.etcd_data import EtcdData
 from components.fargate_cluster import FargateCluster
@@ -74,7 +74,7 @@ class DynamoStack(TerraformStack):
             instance_profile_arn=self.iam.instance_profile_arn,
         )
         self.fargate = FargateCluster(self, "fargate-cluster", name=self.name)
-        etcd_members = [f"etcd-{index}" for index in range(env.control_plane.etcd_members)]
+        etcd_members = etcd_member_names(env.control_plane.etcd_members)
         self.discovery = Discovery(
             self, "discovery", name=self.name, vpc_id=self.network.vpc_id, services=[*etcd_members, "nats"]
         )
@@ -162,7 +162,7 @@ class DynamoStack(TerraformStack):
         )
         control = self.control_plane
         services: dict[str, TaskService] = {short_name: each.service for short_name, each in scaled.items()}
-        services.update({f"etcd-{index}": member for index, member in enumerate(control.etcd_members)})
+        services.update(zip(etcd_member_names(len(control.etcd_members)), control.etcd_members, strict=True))
         services["nats"] = control.nats
         alarms = Alarms(
             self,

@@ -228,7 +228,7 @@ class GpuWorkers(Construct):
     def __init__(
         self,
         scope: Construct,
-        role: str,
+        id_: str,
         *,
         name: str,
         config: GpuWorkerConfig,
@@ -239,7 +239,8 @@ class GpuWorkers(Construct):
         logs: LogGroups,
         model_cache_path: str,
     ) -> None:
-        super().__init__(scope, role)
+        super().__init__(scope, id_)
+        role = id_
         minimum_healthy_percent, maximum_percent = rollout_percents(config.rollout, config.min_count)
         model_cache = ecs_task_definition.EcsTaskDefinitionVolume(name=MODEL_CACHE_VOLUME, host_path=model_cache_path)
         container = Container(

@@ -332,8 +332,8 @@ def test_secrets_under_a_customer_managed_key_may_be_decrypted_only_through_secr
 MAX_CONSTRUCTOR_INPUTS = 8
 
 
-# The construct's place in the tree is not an input: scope and id (``role`` for GpuWorkers).
-TREE_POSITION = ("self", "scope", "id_", "role")
+# The construct's place in the tree is not an input: scope and id.
+TREE_POSITION = ("self", "scope", "id_")
 
 
 def component_classes() -> dict[str, type[Construct]]:
