@@ -97,24 +97,19 @@ def selected_files(args: argparse.Namespace, warnings: list[str] | None = None) 
     """The files a run names, each once: a repeated --env or --config is said, not an error."""
     if not args.env and not args.config:
         return environment_files()
-    files: list[Path] = []
+    named: list[tuple[str, Path]] = []
     available = sorted(path.stem for path in environment_files())
     for name in args.env:
         path = ENVIRONMENTS_DIR / f"{name}.toml"
         if not path.is_file():
             close = did_you_mean(name, available)
             raise ConfigError([f"--env {name}: no environments/{name}.toml{close}; available: {', '.join(available)}"])
-        files.append(path)
-    files += list(args.config)
+        named.append((f"--env {name}", path))
+    named += [(f"--config {path}", path) for path in args.config]
     unique: dict[Path, Path] = {}
-    for path in files:
+    for flag, path in named:
         key = path.resolve()
         if key in unique and warnings is not None:
-            flag = (
-                f"--env {path.stem}"
-                if path in (ENVIRONMENTS_DIR / f"{name}.toml" for name in args.env)
-                else (f"--config {path}")
-            )
             warnings.append(f"{flag}: given more than once; used once")
         unique.setdefault(key, path)
     return list(unique.values())
