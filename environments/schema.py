@@ -33,7 +33,7 @@ from environments.catalog import (
     REGIONS,
     InstanceType,
 )
-from environments.fit import fit_problems
+from environments.fit import fit_problems, gpu_memory_utilization
 from environments.models import MODEL_CATALOG, ModelFacts
 
 # ECS registers less memory than an instance's nominal size (the kernel, the ECS and
@@ -57,6 +57,7 @@ CERTIFICATE_ARN = _arn_pattern("acm", r"certificate/[0-9a-f]{8}-[0-9a-f]{4}-[0-9
 WAF_ACL_ARN = _arn_pattern("wafv2", r"regional/webacl/[A-Za-z0-9_-]{1,128}/[0-9a-f-]{36}")
 SNS_TOPIC_ARN = _arn_pattern("sns", r"[A-Za-z0-9_-]{1,256}")
 KMS_KEY_ARN = _arn_pattern("kms", r"key/[0-9a-f-]{36}")
+AMP_WORKSPACE_ARN = _arn_pattern("aps", r"workspace/ws-[0-9a-f-]{1,64}")
 
 
 def _arn(pattern: re.Pattern[str], example: str) -> AfterValidator:
@@ -83,6 +84,9 @@ WafAclArn = Annotated[
 SnsTopicArn = Annotated[str, _arn(SNS_TOPIC_ARN, "arn:aws:sns:us-east-1:123456789012:oncall")]
 KmsKeyArn = Annotated[
     str, _arn(KMS_KEY_ARN, "arn:aws:kms:us-east-1:123456789012:key/01234567-89ab-cdef-0123-456789abcdef")
+]
+AmpWorkspaceArn = Annotated[
+    str, _arn(AMP_WORKSPACE_ARN, "arn:aws:aps:us-east-1:123456789012:workspace/ws-01234567-89ab-cdef-0123-456789abcdef")
 ]
 
 
@@ -455,13 +459,13 @@ class ModelConfig(Model):
 # --- services ---------------------------------------------------------------------
 
 
-class ScalingConfig(Model):
+class TaskCountConfig(Model):
     count: int = Field(ge=1, le=1000, description="Desired tasks at deploy time.")
     min_count: int = Field(ge=0, le=1000, description="Application Auto Scaling minimum.")
     max_count: int = Field(ge=1, le=1000, description="Application Auto Scaling maximum.")
 
     @model_validator(mode="after")
-    def _ordered(self) -> ScalingConfig:
+    def _ordered(self) -> TaskCountConfig:
         problems = []
         if self.min_count > self.max_count:
             problems.append(_problem("min_count", f"{self.min_count} is above max_count ({self.max_count})"))
@@ -475,7 +479,7 @@ class ScalingConfig(Model):
         return self
 
 
-class FrontendConfig(ScalingConfig):
+class FrontendConfig(TaskCountConfig):
     count: int = Field(1, ge=1, le=1000, description="Desired frontend tasks at deploy time.")
     min_count: int = Field(1, ge=0, le=1000, description="Application Auto Scaling minimum.")
     max_count: int = Field(4, ge=1, le=1000, description="Application Auto Scaling maximum.")
@@ -515,7 +519,7 @@ class FrontendConfig(ScalingConfig):
     )
 
 
-class GpuWorkerConfig(ScalingConfig):
+class GpuWorkerConfig(TaskCountConfig):
     count: int = Field(1, ge=1, le=1000, description="Desired workers at deploy time.")
     min_count: int = Field(1, ge=0, le=1000, description="Application Auto Scaling minimum.")
     max_count: int = Field(2, ge=1, le=1000, description="Application Auto Scaling maximum.")
@@ -609,6 +613,104 @@ class LoggingConfig(Model):
     )
 
 
+class ScalingConfig(Model):
+    """How the GPU workers scale on Dynamo's own metrics (README: Scaling on Dynamo's metrics).
+
+    Each worker role has two policies: a step policy on its latency (scale out only) and
+    target tracking on its requests in flight per worker (out and in). The latency targets are
+    Dynamo's planner defaults; the in-flight targets are the ones `make simulate` chooses."""
+
+    ttft_target_ms: int = Field(
+        500,
+        ge=10,
+        le=60000,
+        description=(
+            "Time to first token SLO: mean TTFT at the frontends above it scales prefill out (decode in aggregated "
+            "mode). Dynamo's planner default (SLAPlannerDefaults.ttft_ms)."
+        ),
+    )
+    itl_target_ms: int = Field(
+        50,
+        ge=1,
+        le=10000,
+        description=(
+            "Inter-token latency SLO: mean ITL at the frontends above it scales decode out. Dynamo's planner default "
+            "(SLAPlannerDefaults.itl_ms)."
+        ),
+    )
+    latency_breach_minutes: int = Field(
+        3,
+        ge=1,
+        le=15,
+        description=(
+            "Consecutive minutes over a latency target before its step policy adds workers (Dynamo's planner re-plans "
+            "every 180 s)."
+        ),
+    )
+    prefill_inflight_target: int = Field(
+        8,
+        ge=1,
+        le=10000,
+        description="Target tracking: requests in flight per prefill worker (queued or prefilling).",
+    )
+    decode_inflight_target: int = Field(
+        24,
+        ge=1,
+        le=10000,
+        description="Target tracking: requests in flight per decode worker (streaming tokens).",
+    )
+    scale_out_cooldown_seconds: int = Field(
+        60, ge=0, le=3600, description="After adding workers, how long before a policy may add more."
+    )
+    scale_in_cooldown_seconds: int = Field(
+        600,
+        ge=60,
+        le=7200,
+        description=(
+            "After any scaling, how long before a worker may be removed: a removed GPU worker takes the environment's "
+            "cold start (minutes) to come back."
+        ),
+    )
+    latency_alarm_minutes: int = Field(
+        5, ge=1, le=60, description="Minutes of mean TTFT or ITL over target before the alarm notifies."
+    )
+    gpu_memory_alarm_percent: int = Field(
+        97,
+        ge=50,
+        le=100,
+        description=(
+            "GPU memory used (DCGM) above it notifies. vLLM holds --gpu-memory-utilization (0.9 by default) of each "
+            "GPU from the start, so it must be above that."
+        ),
+    )
+
+
+class MetricsConfig(Model):
+    """The collector beside every Dynamo container, and the GPU exporter on every GPU instance."""
+
+    scrape_interval_seconds: int = Field(
+        15,
+        ge=5,
+        le=60,
+        description="How often each collector reads /metrics; at most 60 s, so every minute has a data point.",
+    )
+    collector_image: ImageReference = Field(
+        "public.ecr.aws/aws-observability/aws-otel-collector:v0.43.3",
+        description="AWS Distro for OpenTelemetry collector (prometheus receiver, awsemf exporter), pinned.",
+    )
+    dcgm_exporter_image: ImageReference = Field(
+        "nvcr.io/nvidia/k8s/dcgm-exporter:4.2.3-4.1.3-ubuntu22.04",
+        description="NVIDIA DCGM exporter, one per GPU instance (GPU utilization and memory)."
+    )
+    amp_workspace_arn: AmpWorkspaceArn | None = Field(
+        None,
+        description=(
+            "Amazon Managed Service for Prometheus workspace: the same metrics are also remote-written there "
+            "(SigV4, the task role may aps:RemoteWrite to this workspace only)."
+        ),
+    )
+
+
 class ScheduleConfig(Model):
     """Scale every service to zero outside working hours (the GPU fleet follows)."""
 
@@ -644,6 +746,8 @@ class Environment(Model):
     control_plane: ControlPlaneConfig = Field(default_factory=ControlPlaneConfig)
     load_balancer: LoadBalancerConfig = Field(default_factory=LoadBalancerConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
+    scaling: ScalingConfig = Field(default_factory=ScalingConfig)
+    metrics: MetricsConfig = Field(default_factory=MetricsConfig)
     schedule: ScheduleConfig | None = Field(None, description="Scale to zero outside working hours (dev).")
     secrets_kms_key_arn: KmsKeyArn | None = Field(
         None,
@@ -746,6 +850,16 @@ def cross_field_problems(env: Environment) -> list[tuple[str, str]]:
         problems += _fargate_size_problems(path, task.cpu, task.memory)
     if env.frontend.placement == "fargate":
         problems += _fargate_size_problems("frontend", env.frontend.cpu, env.frontend.memory)
+    utilization = gpu_memory_utilization(list(env.model.extra_vllm_args))
+    if env.scaling.gpu_memory_alarm_percent <= utilization * 100:
+        problems.append(
+            _problem(
+                "scaling.gpu_memory_alarm_percent",
+                f"{env.scaling.gpu_memory_alarm_percent} is not above the {utilization * 100:g}% of each GPU that vLLM "
+                f"holds from the start (--gpu-memory-utilization {utilization:g}): the alarm would never clear; "
+                f"allowed: {math.floor(utilization * 100) + 1} to 100",
+            )
+        )
     fleet_problems = _gpu_fleet_problems(env)
     problems += fleet_problems
     problems += _model_problems(env, fleet_checked=not fleet_problems)
@@ -777,6 +891,7 @@ def _regional_arns(env: Environment) -> list[tuple[str, str]]:
         "model.hf_token_secret_arn": env.model.hf_token_secret_arn,
         "logging.alarm_topic_arn": env.logging.alarm_topic_arn,
         "secrets_kms_key_arn": env.secrets_kms_key_arn,
+        "metrics.amp_workspace_arn": env.metrics.amp_workspace_arn,
     }
     return [(path, arn) for path, arn in candidates.items() if arn is not None]
 
