@@ -700,7 +700,7 @@ class MetricsConfig(Model):
     )
     dcgm_exporter_image: ImageReference = Field(
         "nvcr.io/nvidia/k8s/dcgm-exporter:4.2.3-4.1.3-ubuntu22.04",
-        description="NVIDIA DCGM exporter, one per GPU instance (GPU utilization and memory)."
+        description="NVIDIA DCGM exporter, one per GPU instance (GPU utilization and memory).",
     )
     amp_workspace_arn: AmpWorkspaceArn | None = Field(
         None,
