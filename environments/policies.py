@@ -65,10 +65,7 @@ class WorkerPolicy:
 def worker_policies(env: Environment) -> dict[str, list[WorkerPolicy]]:
     """Every worker role's policies, latency first."""
     scaling = env.scaling
-    cooldowns = {
-        "scale_out_cooldown_seconds": scaling.scale_out_cooldown_seconds,
-        "scale_in_cooldown_seconds": scaling.scale_in_cooldown_seconds,
-    }
+    cooldowns = (scaling.scale_out_cooldown_seconds, scaling.scale_in_cooldown_seconds)
     latency_signals: dict[str, list[tuple[Signal, int]]] = {
         "prefill": [("ttft_ms", scaling.ttft_target_ms)],
         "decode": [("itl_ms", scaling.itl_target_ms)],
@@ -79,10 +76,10 @@ def worker_policies(env: Environment) -> dict[str, list[WorkerPolicy]]:
     policies: dict[str, list[WorkerPolicy]] = {}
     for role in env.gpu_workers():
         policies[role] = [
-            WorkerPolicy(role, signal, target, scaling.latency_breach_minutes, steps=LATENCY_STEPS, **cooldowns)
+            WorkerPolicy(role, signal, target, scaling.latency_breach_minutes, *cooldowns, steps=LATENCY_STEPS)
             for signal, target in latency_signals[role]
         ]
         policies[role].append(
-            WorkerPolicy(role, "inflight", inflight[role], TARGET_TRACKING_SCALE_OUT_MINUTES, **cooldowns)
+            WorkerPolicy(role, "inflight", inflight[role], TARGET_TRACKING_SCALE_OUT_MINUTES, *cooldowns)
         )
     return policies
