@@ -9,8 +9,15 @@ from typing import TYPE_CHECKING
 from cdktf import TerraformResourceLifecycle
 from constructs import Construct
 
-from components.aws import appautoscaling_policy, appautoscaling_scheduled_action, appautoscaling_target
+from components.aws import (
+    appautoscaling_policy,
+    appautoscaling_scheduled_action,
+    appautoscaling_target,
+    cloudwatch_metric_alarm,
+)
+from components.metrics import ITL, TTFT, WORKER_INFLIGHT, Metrics, PublishedMetric
 from components.service import TaskService
+from environments.policies import PERIOD_SECONDS, WorkerPolicy
 from environments.schema import FrontendConfig, ScheduleConfig
 
 if TYPE_CHECKING:
@@ -35,12 +42,14 @@ SCALE_OUT_COOLDOWN_SECONDS = 60
 SCALE_IN_COOLDOWN_SECONDS = 300
 
 
-class Autoscaling(Construct):
-    """A scalable target per service; target tracking for the frontend; optional working hours.
+LATENCY_METRICS: dict[str, PublishedMetric] = {"ttft_ms": TTFT, "itl_ms": ITL}
 
-    GPU workers get targets (so their bounds are managed and schedulable) but no policy:
-    scaling them on CPU would be wrong, and scaling on Dynamo's latency metrics needs the
-    metrics pipeline first.
+
+class Autoscaling(Construct):
+    """A scalable target per service; target tracking for the frontend on CPU and requests;
+    for each GPU worker role its policies on Dynamo's metrics (environments/policies.py);
+    optional working hours. The GPU instances follow the workers through the capacity
+    provider's managed scaling (components/gpu_cluster.py).
 
     Attributes: resource_ids (scalable target resource id per short name).
     """
@@ -55,8 +64,10 @@ class Autoscaling(Construct):
         frontend: FrontendConfig,
         balancer: LoadBalancer,
         schedule: ScheduleConfig | None,
+        worker_policies: Mapping[str, list[WorkerPolicy]],
+        metrics: Metrics,
     ) -> None:
-        """``services`` has the frontend under "frontend"."""
+        """``services`` has the frontend under "frontend", and every worker role ``worker_policies`` names."""
         super().__init__(scope, id_)
         self.resource_ids: dict[str, str] = {}
         targets = {}
@@ -97,8 +108,99 @@ class Autoscaling(Construct):
                 lifecycle=REPLACE_FIRST,
             )
 
+        for role, policies in worker_policies.items():
+            for policy in policies:
+                if policy.kind == "step":
+                    self._latency_steps(name, targets[role], policy, metrics)
+                else:
+                    self._inflight_tracking(name, targets[role], policy, metrics)
+
         if schedule is not None:
             self._working_hours(name, services, targets, schedule)
+
+    def _latency_steps(
+        self, name: str, target: appautoscaling_target.AppautoscalingTarget, policy: WorkerPolicy, metrics: Metrics
+    ) -> None:
+        """Step scaling on the frontends' mean latency; scale-out only.
+
+        The alarm's threshold is the target; each step's bounds are relative to it (how far the
+        period's mean is over target), in the metric's unit, seconds."""
+        threshold = policy.target / 1000
+        bounds = [(ratio - 1) * threshold for ratio, _ in policy.steps] + [None]
+        steps = [
+            appautoscaling_policy.AppautoscalingPolicyStepScalingPolicyConfigurationStepAdjustment(
+                metric_interval_lower_bound=f"{lower:.6g}",
+                metric_interval_upper_bound=None if upper is None else f"{upper:.6g}",
+                scaling_adjustment=adjustment,
+            )
+            for (_, adjustment), lower, upper in zip(policy.steps, bounds, bounds[1:], strict=False)
+        ]
+        scaling = appautoscaling_policy.AppautoscalingPolicy(
+            self,
+            f"{policy.name}-steps",
+            name=f"{name}-{policy.name}-steps",
+            policy_type="StepScaling",
+            service_namespace=target.service_namespace,
+            scalable_dimension=target.scalable_dimension,
+            resource_id=target.resource_id,
+            step_scaling_policy_configuration={
+                "adjustment_type": "ChangeInCapacity",
+                "cooldown": policy.scale_out_cooldown_seconds,
+                "metric_aggregation_type": "Average",
+                "step_adjustment": steps,
+            },
+            lifecycle=REPLACE_FIRST,
+        )
+        metric = metrics.metric(LATENCY_METRICS[policy.signal], "frontend")
+        cloudwatch_metric_alarm.CloudwatchMetricAlarm(
+            self,
+            f"{policy.name}-over-target",
+            alarm_name=f"{name}-{policy.name}-over-target",
+            alarm_description=(
+                f"Scales {policy.role} out: mean {policy.signal.removesuffix('_ms').upper()} at the frontends over "
+                f"{policy.target:g} ms for {policy.scale_out_minutes} minutes."
+            ),
+            namespace=metric.namespace,
+            metric_name=metric.metric_name,
+            dimensions=metric.dimensions,
+            statistic="Average",
+            period=PERIOD_SECONDS,
+            evaluation_periods=policy.scale_out_minutes,
+            comparison_operator="GreaterThanThreshold",
+            threshold=threshold,
+            # No requests, no latency: nothing to scale for.
+            treat_missing_data="notBreaching",
+            alarm_actions=[scaling.arn],
+        )
+
+    def _inflight_tracking(
+        self, name: str, target: appautoscaling_target.AppautoscalingTarget, policy: WorkerPolicy, metrics: Metrics
+    ) -> None:
+        """Target tracking on requests in flight per worker: the mean over the role's workers
+        (each publishes its own gauge; a worker still loading its model has no generate
+        endpoint yet and publishes none, so it does not dilute the mean)."""
+        metric = metrics.metric(WORKER_INFLIGHT, policy.role)
+        appautoscaling_policy.AppautoscalingPolicy(
+            self,
+            f"{policy.name}-tracking",
+            name=f"{name}-{policy.name}-tracking",
+            policy_type="TargetTrackingScaling",
+            service_namespace=target.service_namespace,
+            scalable_dimension=target.scalable_dimension,
+            resource_id=target.resource_id,
+            target_tracking_scaling_policy_configuration={
+                "target_value": policy.target,
+                "scale_out_cooldown": policy.scale_out_cooldown_seconds,
+                "scale_in_cooldown": policy.scale_in_cooldown_seconds,
+                "customized_metric_specification": {
+                    "namespace": metric.namespace,
+                    "metric_name": metric.metric_name,
+                    "dimensions": [{"name": key, "value": value} for key, value in metric.dimensions.items()],
+                    "statistic": "Average",
+                },
+            },
+            lifecycle=REPLACE_FIRST,
+        )
 
     def _working_hours(
         self,

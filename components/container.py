@@ -1,4 +1,4 @@
-"""The one container of each ECS task definition, described the same way for every service."""
+"""The containers of an ECS task definition, described the same way for every service."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ class Mount:
 
 @dataclass(frozen=True)
 class Container:
-    """One essential container. Secrets arrive only through ``secrets`` (name -> Secrets
+    """One container: essential (the task stops when it stops) unless it is a sidecar. Secrets arrive only through ``secrets`` (name -> Secrets
     Manager ARN) and ``repository_credentials_arn``; the service that runs the container
     grants its execution role read on exactly those (``secret_arns``).
 
@@ -56,6 +56,13 @@ class Container:
     linux_parameters: dict[str, Any] | None = None
     ulimits: list[dict[str, Any]] | None = None
     stop_timeout: int | None = None
+    essential: bool = True
+    # A sidecar's own share of the task: CPU units, and memory reserved / its hard limit (MiB).
+    cpu: int | None = None
+    memory_reservation: int | None = None
+    memory: int | None = None
+    # Bridge network mode only: the containers of the task this one reaches by name.
+    links: list[str] = field(default_factory=list)
 
     @property
     def secret_arns(self) -> list[str]:
@@ -71,7 +78,7 @@ class Container:
         definition: dict[str, Any] = {
             "name": self.name,
             "image": self.image,
-            "essential": True,
+            "essential": self.essential,
             "command": self.command,
             "environment": [{"name": key, "value": value} for key, value in sorted(self.environment.items())],
             "secrets": [{"name": key, "valueFrom": arn} for key, arn in sorted(self.secrets.items())],
@@ -104,4 +111,9 @@ class Container:
             definition["ulimits"] = self.ulimits
         if self.stop_timeout is not None:
             definition["stopTimeout"] = self.stop_timeout
+        for key, value in (("cpu", self.cpu), ("memoryReservation", self.memory_reservation), ("memory", self.memory)):
+            if value is not None:
+                definition[key] = value
+        if self.links:
+            definition["links"] = self.links
         return definition

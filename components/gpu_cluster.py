@@ -30,9 +30,30 @@ CONTAINER_UID = 1000
 CONTAINER_GID = 0
 
 
+# NVIDIA's runtime as Docker's default: the GPU metrics daemon (components/gpu_metrics.py) sees
+# the GPUs without reserving them. The ECS GPU AMI only registers the runtime
+# (/etc/docker-runtimes.d/nvidia: aws/amazon-ecs-ami, scripts/al2023/gpu/
+# enable-ecs-agent-gpu-support-al2023.sh), and ECS selects it only for containers with a GPU
+# reservation ("If your GPU requirements aren't specified in the task definition, the task uses
+# the default Docker runtime": ECS Developer Guide, ecs-gpu-specifying). The runtime changes
+# nothing for a container that does not ask for devices (NVIDIA_VISIBLE_DEVICES unset or
+# "void"); the workers keep the GPUs ECS assigns them. Docker restarts with no task on it: the
+# ECS-optimized AMI's ecs.service is ordered After=cloud-final.service, the stage that runs user
+# data (which is also why ecs.config written here takes effect; the ECS Developer Guide's agent
+# install steps add the same line on other AMIs).
+DEFAULT_RUNTIME_NVIDIA = """python3 - <<'PYTHON'
+import json, pathlib
+path = pathlib.Path('/etc/docker/daemon.json')
+config = json.loads(path.read_text()) if path.exists() else {}
+config['default-runtime'] = 'nvidia'
+path.write_text(json.dumps(config, indent=2))
+PYTHON
+systemctl restart docker"""
+
+
 def user_data(*, cluster_name: str, model_cache_path: str) -> str:
     """Joins the cluster; keeps pulled images (the runtime is ~12 GB), blocks IMDS for awsvpc
-    tasks and prepares the model cache for the image's user."""
+    tasks, prepares the model cache for the image's user and makes NVIDIA's runtime the default."""
     return "\n".join(
         [
             "#!/bin/bash",
@@ -48,6 +69,7 @@ def user_data(*, cluster_name: str, model_cache_path: str) -> str:
             "CONFIG",
             # Creates the directory (and its parents) or, if it exists, sets its owner and mode.
             f"install -d -m 2775 -o {CONTAINER_UID} -g {CONTAINER_GID} {model_cache_path}",
+            DEFAULT_RUNTIME_NVIDIA,
             "",
         ]
     )
@@ -93,8 +115,7 @@ INSTANCE_REFRESH = autoscaling_group.AutoscalingGroupInstanceRefresh(
 class GpuCluster(Construct):
     """The ECS cluster of the GPU workers and its EC2 capacity.
 
-    Attributes: cluster_name, cluster_arn, capacity_provider_name, autoscaling_group_name,
-    model_cache_path (the host directory the workers share as their Hugging Face cache).
+    Attributes: cluster_name, cluster_arn, capacity_provider_name, autoscaling_group_name.
     """
 
     def __init__(
@@ -151,7 +172,6 @@ class GpuCluster(Construct):
         self.cluster_arn: str = cluster.arn
         self.capacity_provider_name: str | None = provider.name
         self.autoscaling_group_name: str = group.name
-        self.model_cache_path: str = config.model_cache_path
 
     def _launch_template(
         self, config: GpuFleetConfig, cluster_name: str, security_group: SecurityGroup, instance_profile_arn: str

@@ -84,6 +84,7 @@ class TaskRoles:
     """The two roles of an ECS task: ``execution`` starts it, the task role is what its code runs as."""
 
     execution: ExecutionRole
+    family: str
     task_role_arn: str
     task_role_name: str
 
@@ -127,7 +128,8 @@ class Iam(Construct):
         self.instance_profile_arn: str = profile.arn
 
     def roles_for(self, family: str) -> TaskRoles:
-        """The execution role and the task role of one task family (``frontend``, ``workers``, ``control-plane``)."""
+        """The execution role and the task role of one task family (``frontend``, ``workers``,
+        ``control-plane``, ``gpu-metrics``)."""
         if family not in self._task_roles:
             role = iam_role.IamRole(
                 self,
@@ -137,5 +139,5 @@ class Iam(Construct):
                     "ecs-tasks.amazonaws.com", source_account=self._account.account_id
                 ),
             )
-            self._task_roles[family] = TaskRoles(self.execution, role.arn, role.name)
+            self._task_roles[family] = TaskRoles(self.execution, family, role.arn, role.name)
         return self._task_roles[family]

@@ -80,7 +80,7 @@ class Deployment:
 
 
 class TaskService(Construct):
-    """An awsvpc task definition with one container, and its service.
+    """An awsvpc task definition with one Dynamo (or etcd, NATS) container and its sidecars, and its service.
 
     Given the container, it grants the execution role read on the container's secrets;
     given a load balancer target, it registers there and lets the ALB reach the tasks.
@@ -103,8 +103,10 @@ class TaskService(Construct):
         deployment: Deployment,
         target: LoadBalancerTarget | None = None,
         registry_arn: str | None = None,
+        sidecars: Sequence[Container] = (),
     ) -> None:
-        """``registry_arn``: the Cloud Map service the tasks register in."""
+        """``registry_arn``: the Cloud Map service the tasks register in; ``sidecars``: containers
+        beside ``container`` (the metrics collector), which the load balancer never targets."""
         super().__init__(scope, id_)
         task = ecs_task_definition.EcsTaskDefinition(
             self,
@@ -116,7 +118,7 @@ class TaskService(Construct):
             memory=str(size.memory),
             execution_role_arn=roles.execution.arn,
             task_role_arn=roles.task_role_arn,
-            container_definitions=json.dumps([container.definition()]),
+            container_definitions=json.dumps([each.definition() for each in (container, *sidecars)]),
             runtime_platform={"operating_system_family": "LINUX", "cpu_architecture": "X86_64"},
             ephemeral_storage=(
                 {"size_in_gib": size.ephemeral_storage_gib}
@@ -137,7 +139,8 @@ class TaskService(Construct):
         load_balancer = None
         if target is not None:
             load_balancer = [target.register(container.name, placement.security_groups[0])]
-        needs = [*roles.execution.grant_read_secrets(container.secret_arns), *deployment.after]
+        secret_arns = [arn for each in (container, *sidecars) for arn in each.secret_arns]
+        needs = [*roles.execution.grant_read_secrets(secret_arns), *deployment.after]
         service = ecs_service.EcsService(
             self,
             "service",

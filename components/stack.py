@@ -14,13 +14,16 @@ from components.discovery import Discovery
 from components.etcd_data import EtcdData
 from components.fargate_cluster import FargateCluster
 from components.gpu_cluster import GpuCluster
+from components.gpu_metrics import GpuMetrics
 from components.iam import Iam
 from components.load_balancer import LoadBalancer
 from components.logs import LogGroups
+from components.metrics import Metrics
 from components.network import Network
 from components.security_groups import SecurityGroups
 from components.service import Placement, TaskService
 from components.workers import DynamoRuntime, Frontend, GpuWorkers, WorkerStart
+from environments.policies import worker_policies
 from environments.schema import Environment, HcpBackendConfig, S3BackendConfig
 
 
@@ -55,6 +58,15 @@ class DynamoStack(TerraformStack):
             account=self.account,
             retention_days=env.logging.retention_days,
         )
+        self.metrics = Metrics(
+            self,
+            "metrics",
+            name=self.name,
+            environment=env.name,
+            model=env.model.served_model_name or env.model.name,
+            config=env.metrics,
+            logs=self.logs,
+        )
         self.network = Network(self, "network", name=self.name, region=env.region, config=env.network, logs=self.logs)
         self.security = SecurityGroups(
             self, "security-groups", name=self.name, vpc_id=self.network.vpc_id, load_balancer=env.load_balancer
@@ -72,6 +84,16 @@ class DynamoStack(TerraformStack):
             network=self.network,
             security_group=self.security.gpu_instances,
             instance_profile_arn=self.iam.instance_profile_arn,
+        )
+        GpuMetrics(
+            self,
+            "gpu-metrics",
+            name=self.name,
+            config=env.metrics,
+            cluster=self.gpu,
+            roles=self.iam.roles_for("gpu-metrics"),
+            metrics=self.metrics,
+            logs=self.logs,
         )
         self.fargate = FargateCluster(self, "fargate-cluster", name=self.name)
         etcd_members = etcd_member_names(env.control_plane.etcd_members)
@@ -129,6 +151,7 @@ class DynamoStack(TerraformStack):
             roles=self.iam.roles_for("frontend"),
             target=self.balancer.target,
             logs=self.logs,
+            metrics=self.metrics,
         )
         self.workers = {
             role: GpuWorkers(
@@ -141,7 +164,7 @@ class DynamoStack(TerraformStack):
                 placement=Placement.on(self.gpu, subnet_ids=private_subnets, security_groups=[self.security.workers]),
                 roles=self.iam.roles_for("workers"),
                 logs=self.logs,
-                model_cache_path=self.gpu.model_cache_path,
+                metrics=self.metrics,
             )
             for role, worker in env.gpu_workers().items()
         }
@@ -159,6 +182,8 @@ class DynamoStack(TerraformStack):
             frontend=env.frontend,
             balancer=self.balancer,
             schedule=env.schedule,
+            worker_policies=worker_policies(env),
+            metrics=self.metrics,
         )
         control = self.control_plane
         services: dict[str, TaskService] = {short_name: each.service for short_name, each in scaled.items()}

@@ -13,6 +13,7 @@ from components.container import Container, Mount, http_health_check
 from components.iam import TaskRoles
 from components.load_balancer import LoadBalancerTarget
 from components.logs import LogGroups
+from components.metrics import Metrics, Scrape
 from components.security_groups import FRONTEND_PORT, REQUEST_PLANE_PORT, RESPONSE_STREAM_PORT
 from components.service import Deployment, Placement, TaskService, TaskSize
 from environments.fit import HealthCheck, worker_health_check
@@ -115,15 +116,17 @@ def frontend_command(config: FrontendConfig) -> list[str]:
 
 @dataclass(frozen=True)
 class WorkerStart:
-    """How a worker of one role starts: its vLLM command, and the health check that gives
-    it the environment's cold-start estimate (environments/fit.py) to load its model."""
+    """How a worker of one role starts: its vLLM command, the health check that gives it the
+    environment's cold-start estimate (environments/fit.py) to load its model, and the
+    instance's directory its model is cached in."""
 
     command: list[str]
     health: HealthCheck
+    model_cache_path: str
 
     @classmethod
     def of(cls, env: Environment, role: str) -> WorkerStart:
-        return cls(worker_command(env, role), worker_health_check(env))
+        return cls(worker_command(env, role), worker_health_check(env), env.gpu_fleet.model_cache_path)
 
 
 def worker_command(env: Environment, role: str) -> list[str]:
@@ -170,8 +173,13 @@ class Frontend(Construct):
         roles: TaskRoles,
         target: LoadBalancerTarget,
         logs: LogGroups,
+        metrics: Metrics,
     ) -> None:
         super().__init__(scope, id_)
+        # On the GPU fleet, NVIDIA's runtime is Docker's default (for the GPU metrics daemon), and
+        # Dynamo's CUDA image asks for every GPU (NVIDIA_VISIBLE_DEVICES=all in the image): "void"
+        # gives this GPU-less task none of them.
+        gpus_hidden = {} if placement.on_fargate else {"NVIDIA_VISIBLE_DEVICES": "void"}
         container = Container(
             name="frontend",
             image=runtime.image,
@@ -183,6 +191,7 @@ class Frontend(Construct):
                 # Never DYN_TCP_RPC_PORT here: on the frontend, 1.2.1 then fails model
                 # discovery ("TCP RPC port not set"; measured).
                 "DYN_TCP_RESPONSE_STREAM_PORT": str(RESPONSE_STREAM_PORT),
+                **gpus_hidden,
             },
             # Only HF_TOKEN, if any: the frontend downloads the model's config and
             # tokenizer itself, never its weights (see DynamoRuntime).
@@ -215,6 +224,7 @@ class Frontend(Construct):
                 replace_before_destroy=True,
             ),
             target=target,
+            sidecars=[metrics.collector(scrape=Scrape("frontend", "localhost", FRONTEND_PORT), roles=roles)],
         )
 
 
@@ -237,12 +247,12 @@ class GpuWorkers(Construct):
         placement: Placement,
         roles: TaskRoles,
         logs: LogGroups,
-        model_cache_path: str,
+        metrics: Metrics,
     ) -> None:
         super().__init__(scope, id_)
         role = id_
         minimum_healthy_percent, maximum_percent = rollout_percents(config.rollout, config.min_count)
-        model_cache = ecs_task_definition.EcsTaskDefinitionVolume(name=MODEL_CACHE_VOLUME, host_path=model_cache_path)
+        model_cache = ecs_task_definition.EcsTaskDefinitionVolume(name=MODEL_CACHE_VOLUME, host_path=start.model_cache_path)
         container = Container(
             name=role,
             image=runtime.image,
@@ -295,4 +305,5 @@ class GpuWorkers(Construct):
                 minimum_healthy_percent=minimum_healthy_percent,
                 maximum_percent=maximum_percent,
             ),
+            sidecars=[metrics.collector(scrape=Scrape(role, "localhost", SYSTEM_PORT), roles=roles)],
         )

@@ -40,6 +40,10 @@ from environments.models import MODEL_CATALOG, ModelFacts
 # container agents and the NVIDIA driver take their share). We budget tasks against
 # this fraction so a task that "fits" on paper is also placeable in practice.
 ECS_USABLE_MEMORY_FRACTION = 0.9
+# NVIDIA's DCGM exporter, a daemon on every GPU instance (components/gpu_metrics.py), beside
+# its own metrics collector: what it reserves of each instance before any worker is placed.
+DCGM_EXPORTER_CPU_UNITS = 128
+DCGM_EXPORTER_MEMORY_MIB = 512
 
 
 class Model(BaseModel):
@@ -695,11 +699,20 @@ class MetricsConfig(Model):
         description="How often each collector reads /metrics; at most 60 s, so every minute has a data point.",
     )
     collector_image: ImageReference = Field(
-        "public.ecr.aws/aws-observability/aws-otel-collector:v0.43.3",
+        "public.ecr.aws/aws-observability/aws-otel-collector:v0.49.0",
         description="AWS Distro for OpenTelemetry collector (prometheus receiver, awsemf exporter), pinned.",
     )
+    collector_cpu: int = Field(
+        128, ge=32, le=1024, description="CPU units each collector reserves, out of its task's (1024 = 1 vCPU)."
+    )
+    collector_memory_mib: int = Field(
+        256,
+        ge=128,
+        le=2048,
+        description="Each collector's hard memory limit (MiB), out of its task's; it reserves half of it.",
+    )
     dcgm_exporter_image: ImageReference = Field(
-        "nvcr.io/nvidia/k8s/dcgm-exporter:4.2.3-4.1.3-ubuntu22.04",
+        "nvcr.io/nvidia/k8s/dcgm-exporter:4.5.3-4.8.2-ubuntu22.04",
         description="NVIDIA DCGM exporter, one per GPU instance (GPU utilization and memory).",
     )
     amp_workspace_arn: AmpWorkspaceArn | None = Field(
@@ -918,8 +931,9 @@ def _fargate_size_problems(path: str, cpu: int, memory: int) -> list[tuple[str, 
 
 def _gpu_fleet_problems(env: Environment) -> list[tuple[str, str]]:
     instance = env.gpu_fleet.instance
-    usable_memory = math.floor(instance.memory_mib * ECS_USABLE_MEMORY_FRACTION)
-    cpu_units = instance.vcpus * 1024
+    daemon_cpu, daemon_memory = gpu_daemon_reservation(env)
+    usable_memory = math.floor(instance.memory_mib * ECS_USABLE_MEMORY_FRACTION) - daemon_memory
+    cpu_units = instance.vcpus * 1024 - daemon_cpu
     awsvpc_tasks = instance.max_network_interfaces - 1  # the instance keeps its primary ENI
     problems = []
     if env.frontend.placement == "gpu_fleet":
@@ -980,19 +994,33 @@ def _gpu_fleet_problems(env: Environment) -> list[tuple[str, str]]:
     return problems
 
 
+def gpu_daemon_reservation(env: Environment) -> tuple[int, int]:
+    """(CPU units, MiB) the GPU metrics daemon reserves on every GPU instance: the DCGM exporter
+    and its collector."""
+    metrics = env.metrics
+    return DCGM_EXPORTER_CPU_UNITS + metrics.collector_cpu, DCGM_EXPORTER_MEMORY_MIB + metrics.collector_memory_mib
+
+
 def _fits_instance(
     env: Environment, role: str, cpu: int, memory: int, cpu_units: int, usable_memory: int
 ) -> list[tuple[str, str]]:
     instance_type = env.gpu_fleet.instance_type
     problems = []
     if cpu > cpu_units:
-        problems.append(_problem(f"{role}.cpu", f"{cpu} CPU units do not fit on {instance_type} ({cpu_units} units)"))
+        problems.append(
+            _problem(
+                f"{role}.cpu",
+                f"{cpu} CPU units do not fit on {instance_type} ({cpu_units} units once the GPU metrics daemon has "
+                "its share)",
+            )
+        )
     if memory > usable_memory:
         problems.append(
             _problem(
                 f"{role}.memory",
-                f"{memory} MiB does not fit on {instance_type} (at most {usable_memory} MiB, "
-                f"{int(ECS_USABLE_MEMORY_FRACTION * 100)}% of its {env.gpu_fleet.instance.memory_mib} MiB)",
+                f"{memory} MiB does not fit on {instance_type} (at most {usable_memory} MiB: "
+                f"{int(ECS_USABLE_MEMORY_FRACTION * 100)}% of its {env.gpu_fleet.instance.memory_mib} MiB less "
+                f"{gpu_daemon_reservation(env)[1]} MiB for the GPU metrics daemon)",
             )
         )
     return problems
