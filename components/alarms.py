@@ -69,8 +69,8 @@ class Alarms(Construct):
                 cloudwatch_metric_alarm.CloudwatchMetricAlarmMetricQuery(
                     id="errors", expression="elb + target", label="5xx responses", return_data=True
                 ),
-                _metric_query("elb", "HTTPCode_ELB_5XX_Count", dimensions),
-                _metric_query("target", "HTTPCode_Target_5XX_Count", dimensions),
+                metric_query("elb", "HTTPCode_ELB_5XX_Count", dimensions),
+                metric_query("target", "HTTPCode_Target_5XX_Count", dimensions),
             ],
             **self._common,
         )
@@ -109,8 +109,8 @@ class Alarms(Construct):
                 cloudwatch_metric_alarm.CloudwatchMetricAlarmMetricQuery(
                     id="missing", expression="desired - running", label="tasks missing", return_data=True
                 ),
-                _metric_query("desired", "DesiredTaskCount", dimensions, namespace="ECS/ContainerInsights"),
-                _metric_query("running", "RunningTaskCount", dimensions, namespace="ECS/ContainerInsights"),
+                metric_query("desired", "DesiredTaskCount", dimensions, namespace="ECS/ContainerInsights"),
+                metric_query("running", "RunningTaskCount", dimensions, namespace="ECS/ContainerInsights"),
             ],
             **self._common,
         )
@@ -147,7 +147,7 @@ class Alarms(Construct):
                     return_data=True,
                 ),
                 *(
-                    _metric_query(
+                    metric_query(
                         query_id,
                         "RunningTaskCount",
                         {"ClusterName": member.cluster_name, "ServiceName": member.service_name},
@@ -161,7 +161,7 @@ class Alarms(Construct):
         )
 
 
-def _metric_query(
+def metric_query(
     query_id: str, metric: str, dimensions: dict[str, str], *, namespace: str = "AWS/ApplicationELB", period: int = 300
 ) -> cloudwatch_metric_alarm.CloudwatchMetricAlarmMetricQuery:
     statistic = "Sum" if namespace == "AWS/ApplicationELB" else "Average"

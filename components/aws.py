@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from cdktf_cdktf_provider_aws import appautoscaling_scheduled_action as appautoscaling_scheduled_action
     from cdktf_cdktf_provider_aws import appautoscaling_target as appautoscaling_target
     from cdktf_cdktf_provider_aws import autoscaling_group as autoscaling_group
+    from cdktf_cdktf_provider_aws import cloudwatch_dashboard as cloudwatch_dashboard
     from cdktf_cdktf_provider_aws import cloudwatch_log_group as cloudwatch_log_group
     from cdktf_cdktf_provider_aws import cloudwatch_metric_alarm as cloudwatch_metric_alarm
     from cdktf_cdktf_provider_aws import data_aws_availability_zones as data_aws_availability_zones

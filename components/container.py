@@ -33,9 +33,11 @@ class Mount:
 
 @dataclass(frozen=True)
 class Container:
-    """One container: essential (the task stops when it stops) unless it is a sidecar. Secrets arrive only through ``secrets`` (name -> Secrets
-    Manager ARN) and ``repository_credentials_arn``; the service that runs the container
-    grants its execution role read on exactly those (``secret_arns``).
+    """One container: essential (the task stops when it stops) unless it is a sidecar.
+
+    Secrets arrive only through ``secrets`` (name -> Secrets Manager ARN) and
+    ``repository_credentials_arn``; the service that runs the container grants its execution
+    role read on exactly those (``secret_arns``).
 
     Log streams are ``<log_stream_prefix>/<name>/<task id>``; the prefix defaults to the name.
     """

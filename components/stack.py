@@ -10,7 +10,9 @@ from components.alarms import Alarms
 from components.autoscaling import Autoscaling, ScaledService
 from components.aws import provider
 from components.control_plane import ControlPlane, etcd_member_names
+from components.dashboard import Dashboard
 from components.discovery import Discovery
+from components.dynamo_alarms import DynamoAlarms
 from components.etcd_data import EtcdData
 from components.fargate_cluster import FargateCluster
 from components.gpu_cluster import GpuCluster
@@ -199,6 +201,29 @@ class DynamoStack(TerraformStack):
             services=services,
             etcd_members=control.etcd_members,
         )
+        gpu_memory_mib = env.gpu_fleet.instance.gpu_memory_mib
+        DynamoAlarms(
+            self,
+            "dynamo-alarms",
+            name=self.name,
+            topic_arn=alarms.topic_arn,
+            config=env.scaling,
+            metrics=self.metrics,
+            workers={role: scaled[role] for role in env.gpu_workers()},
+            gpu_memory_mib=gpu_memory_mib,
+        )
+        dashboard = Dashboard(
+            self,
+            "dashboard",
+            name=self.name,
+            region=env.region,
+            config=env.scaling,
+            metrics=self.metrics,
+            balancer=self.balancer,
+            services=scaled,
+            gpu_cluster=self.gpu,
+            gpu_memory_mib=gpu_memory_mib,
+        )
         outputs = {
             "endpoint_url": (self.balancer.endpoint_url, "OpenAI-compatible endpoint, e.g. <url>/v1/models"),
             "alb_dns_name": (self.balancer.dns_name, "DNS name of the load balancer (point your own record at it)"),
@@ -221,6 +246,11 @@ class DynamoStack(TerraformStack):
             "private_subnet_ids": (self.network.private_subnet_ids, "Private subnets (tasks, instances)"),
             "alarm_topic_arn": (alarms.topic_arn, "SNS topic the alarms notify: subscribe your on-call"),
             "log_group_names": (self.logs.names, "CloudWatch log group per service"),
+            "dashboard_name": (dashboard.dashboard_name, "CloudWatch dashboard: demand, latency, load, workers, GPUs"),
+            "metrics_namespace": (
+                self.metrics.namespace,
+                "CloudWatch namespace of Dynamo's and the GPUs' metrics (dimensions Environment, Service, Model)",
+            ),
         }
         for output_id, (value, description) in outputs.items():
             TerraformOutput(self, output_id, value=value, description=description)

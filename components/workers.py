@@ -252,7 +252,9 @@ class GpuWorkers(Construct):
         super().__init__(scope, id_)
         role = id_
         minimum_healthy_percent, maximum_percent = rollout_percents(config.rollout, config.min_count)
-        model_cache = ecs_task_definition.EcsTaskDefinitionVolume(name=MODEL_CACHE_VOLUME, host_path=start.model_cache_path)
+        model_cache = ecs_task_definition.EcsTaskDefinitionVolume(
+            name=MODEL_CACHE_VOLUME, host_path=start.model_cache_path
+        )
         container = Container(
             name=role,
             image=runtime.image,

@@ -1,0 +1,151 @@
+"""Alarms on Dynamo's own signals, to the environment's SNS topic: latency over its target, no
+decode worker running, a worker role pinned at its maximum, GPU memory near full. (etcd and
+NATS down are components/alarms.py's, with the load balancer's.)"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from constructs import Construct
+
+from components.alarms import metric_query
+from components.autoscaling import ScaledService
+from components.aws import cloudwatch_metric_alarm
+from components.metrics import GPU_MEMORY_USED, ITL, TTFT, Metrics
+from environments.schema import ScalingConfig
+
+# A role at its maximum for this long is not a burst: its policies want more than it may have.
+AT_MAXIMUM_MINUTES = 15
+# Long enough for ECS to replace a task that stopped; a decode worker that never starts
+# (no capacity, a crash loop) stays at zero.
+NO_DECODE_MINUTES = 3
+
+
+class DynamoAlarms(Construct):
+    """Alarms that page when the model is slow, down, out of room or out of GPU memory."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        id_: str,
+        *,
+        name: str,
+        topic_arn: str,
+        config: ScalingConfig,
+        metrics: Metrics,
+        workers: Mapping[str, ScaledService],
+        gpu_memory_mib: int,
+    ) -> None:
+        """``workers``: every GPU worker role's service and bounds; ``gpu_memory_mib``: one GPU's memory."""
+        super().__init__(scope, id_)
+        self._name = name
+        self._common = {"alarm_actions": [topic_arn], "ok_actions": [topic_arn]}
+        minutes = config.latency_alarm_minutes
+        for short_name, published, target_ms in (
+            ("ttft", TTFT, config.ttft_target_ms),
+            ("itl", ITL, config.itl_target_ms),
+        ):
+            metric = metrics.metric(published, "frontend")
+            cloudwatch_metric_alarm.CloudwatchMetricAlarm(
+                self,
+                f"{short_name}-over-target",
+                alarm_name=f"{name}-{short_name}-over-target",
+                alarm_description=(
+                    f"Mean {short_name.upper()} at the frontends over its target ({target_ms} ms, scaling.{short_name}"
+                    f"_target_ms) for {minutes} minutes: the workers' policies have not caught up (cold start, or the "
+                    "role at its max_count)."
+                ),
+                namespace=metric.namespace,
+                metric_name=metric.metric_name,
+                dimensions=metric.dimensions,
+                statistic="Average",
+                period=60,
+                evaluation_periods=minutes,
+                comparison_operator="GreaterThanThreshold",
+                threshold=target_ms / 1000,
+                treat_missing_data="notBreaching",
+                **self._common,
+            )
+        self._no_decode(workers["decode"])
+        for role, scaled in workers.items():
+            if scaled.min_count < scaled.max_count:
+                self._at_maximum(role, scaled)
+        self._gpu_memory(metrics, config.gpu_memory_alarm_percent, gpu_memory_mib)
+
+    def _no_decode(self, decode: ScaledService) -> None:
+        """Every request needs a decode worker. Outside working hours (a schedule) the desired
+        count is 0 on purpose, so the alarm asks for one running only when one is desired."""
+        dimensions = {"ClusterName": decode.service.cluster_name, "ServiceName": decode.service.service_name}
+        cloudwatch_metric_alarm.CloudwatchMetricAlarm(
+            self,
+            "no-decode-worker",
+            alarm_name=f"{self._name}-no-decode-worker",
+            alarm_description=(
+                f"No decode worker running for {NO_DECODE_MINUTES} minutes while at least one is desired: no request "
+                "can be served (Container Insights)."
+            ),
+            comparison_operator="GreaterThanOrEqualToThreshold",
+            threshold=1,
+            evaluation_periods=NO_DECODE_MINUTES,
+            metric_query=[
+                cloudwatch_metric_alarm.CloudwatchMetricAlarmMetricQuery(
+                    id="none",
+                    expression="IF(FILL(desired, 0) >= 1 AND FILL(running, 0) < 1, 1, 0)",
+                    label="desired but none running",
+                    return_data=True,
+                ),
+                metric_query("desired", "DesiredTaskCount", dimensions, namespace="ECS/ContainerInsights", period=60),
+                metric_query("running", "RunningTaskCount", dimensions, namespace="ECS/ContainerInsights", period=60),
+            ],
+            treat_missing_data="notBreaching",
+            **self._common,
+        )
+
+    def _at_maximum(self, role: str, scaled: ScaledService) -> None:
+        dimensions = {"ClusterName": scaled.service.cluster_name, "ServiceName": scaled.service.service_name}
+        cloudwatch_metric_alarm.CloudwatchMetricAlarm(
+            self,
+            f"{role}-at-maximum",
+            alarm_name=f"{self._name}-{role}-at-maximum",
+            alarm_description=(
+                f"{role}: desired count at max_count ({scaled.max_count}) for {AT_MAXIMUM_MINUTES} minutes; its "
+                f"policies cannot add more. Raise {role}.max_count (and gpu_fleet.max_instances) or accept the "
+                "latency (Container Insights)."
+            ),
+            namespace="ECS/ContainerInsights",
+            metric_name="DesiredTaskCount",
+            dimensions=dimensions,
+            statistic="Minimum",
+            period=60,
+            evaluation_periods=AT_MAXIMUM_MINUTES,
+            comparison_operator="GreaterThanOrEqualToThreshold",
+            threshold=scaled.max_count,
+            treat_missing_data="notBreaching",
+            **self._common,
+        )
+
+    def _gpu_memory(self, metrics: Metrics, percent: int, gpu_memory_mib: int) -> None:
+        """The fullest GPU of the fleet: DCGM reports each GPU's framebuffer used, in MiB; the
+        threshold is that share of the instance type's GPU memory (environments/catalog.py)."""
+        metric = metrics.metric(GPU_MEMORY_USED, "gpu")
+        threshold = gpu_memory_mib * percent // 100
+        cloudwatch_metric_alarm.CloudwatchMetricAlarm(
+            self,
+            "gpu-memory-near-full",
+            alarm_name=f"{self._name}-gpu-memory-near-full",
+            alarm_description=(
+                f"A GPU has more than {percent}% of its {gpu_memory_mib} MiB in use ({threshold} MiB, "
+                "scaling.gpu_memory_alarm_percent) for 5 minutes: beyond what vLLM reserves, so something else holds "
+                "GPU memory or the next allocation fails (DCGM exporter)."
+            ),
+            namespace=metric.namespace,
+            metric_name=metric.metric_name,
+            dimensions=metric.dimensions,
+            statistic="Maximum",
+            period=60,
+            evaluation_periods=5,
+            comparison_operator="GreaterThanThreshold",
+            threshold=threshold,
+            treat_missing_data="notBreaching",
+            **self._common,
+        )
