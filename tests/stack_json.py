@@ -41,3 +41,9 @@ def containers(task_definition: dict) -> list[dict[str, Any]]:
 
 def environment_of(container: dict) -> dict[str, str]:
     return {item["name"]: item["value"] for item in container.get("environment", [])}
+
+
+def main_container(task_definition: dict) -> dict[str, Any]:
+    """The task's one essential container (Dynamo, etcd or NATS); its sidecars are not essential."""
+    (container,) = [each for each in containers(task_definition) if each["essential"]]
+    return container

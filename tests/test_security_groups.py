@@ -11,7 +11,7 @@ import pytest
 
 from environments.loader import ENVIRONMENTS_DIR, load
 from tests.conftest import ENVIRONMENTS
-from tests.stack_json import containers, environment_of, one
+from tests.stack_json import environment_of, main_container, one
 
 OPEN_CIDRS = {"0.0.0.0/0", "::/0"}
 REFERENCE = re.compile(r"^\$\{([a-z0-9_]+)\.([^.}]+)\.(?:id|arn)\}$")
@@ -308,7 +308,7 @@ def _service_group(stack: dict[str, Any], service: str) -> str:
 
 
 def _environment(stack: dict[str, Any], service: str) -> dict[str, str]:
-    (container,) = containers(one(stack, "aws_ecs_task_definition", f"{service}/{service}/task"))
+    container = main_container(one(stack, "aws_ecs_task_definition", f"{service}/{service}/task"))
     return environment_of(container)
 
 
@@ -321,7 +321,7 @@ def test_frontend_and_workers_admit_exactly_the_flows_dynamo_uses(environment: s
     frontend_group = _service_group(stack, "frontend")
     (workers_group,) = {_service_group(stack, role) for role in roles}
     (alb_group,) = {referenced(group) for group in one(stack, "aws_lb", "load-balancer/alb")["security_groups"]}
-    (frontend,) = containers(one(stack, "aws_ecs_task_definition", "frontend/frontend/task"))
+    frontend = main_container(one(stack, "aws_ecs_task_definition", "frontend/frontend/task"))
     (http_port,) = [mapping["containerPort"] for mapping in frontend["portMappings"]]
     response_stream = int(environment_of(frontend)["DYN_TCP_RESPONSE_STREAM_PORT"])
     (request_plane,) = {int(_environment(stack, role)["DYN_TCP_RPC_PORT"]) for role in roles}

@@ -11,7 +11,7 @@ from environments import fit
 from environments.loader import ENVIRONMENTS_DIR, load
 from environments.schema import Environment, HcpBackendConfig, S3BackendConfig
 from tests.conftest import ENVIRONMENTS
-from tests.stack_json import construct_path, containers, environment_of, one, reference_to, resources
+from tests.stack_json import construct_path, containers, environment_of, main_container, one, reference_to, resources
 
 FRONTEND_PORT = 8000
 # The user the vllm-runtime image runs as (container/templates/vllm_runtime.Dockerfile in
@@ -47,13 +47,13 @@ def rules_between(stack: dict, direction: str, group: str, peer: str) -> list[di
 
 
 def frontend_container(stack: dict) -> dict:
-    (container,) = containers(one(stack, "aws_ecs_task_definition", "frontend/frontend/task"))
+    container = main_container(one(stack, "aws_ecs_task_definition", "frontend/frontend/task"))
     return container
 
 
 def worker_containers(env: Environment, stack: dict) -> dict[str, dict]:
     return {
-        role: containers(one(stack, "aws_ecs_task_definition", f"{role}/{role}/task"))[0] for role in gpu_roles(env)
+        role: main_container(one(stack, "aws_ecs_task_definition", f"{role}/{role}/task")) for role in gpu_roles(env)
     }
 
 
@@ -332,7 +332,7 @@ def etcd_members(env: Environment) -> list[str]:
 
 
 def etcd_container(stack: dict, member: str) -> dict:
-    (container,) = containers(one(stack, "aws_ecs_task_definition", f"control-plane/{member}/task"))
+    container = main_container(one(stack, "aws_ecs_task_definition", f"control-plane/{member}/task"))
     return container
 
 
@@ -370,14 +370,14 @@ def test_etcd_and_nats_run_on_fargate_and_are_found_through_cloud_map(case):
         assert service["service_registries"]["registry_arn"] == reference_to(
             stack, "aws_service_discovery_service", f"discovery/{short_name}", "arn"
         )
-        (container,) = containers(one(stack, "aws_ecs_task_definition", f"control-plane/{short_name}/task"))
+        container = main_container(one(stack, "aws_ecs_task_definition", f"control-plane/{short_name}/task"))
         image, port = (
             (env.control_plane.nats.image, 4222) if short_name == "nats" else (env.control_plane.etcd.image, 2379)
         )
         assert container["image"] == image
         assert container["portMappings"] == [{"containerPort": port, "protocol": "tcp"}]
         assert container["healthCheck"]["command"][0] in ("CMD", "CMD-SHELL")
-    (nats,) = containers(one(stack, "aws_ecs_task_definition", "control-plane/nats/task"))
+    nats = main_container(one(stack, "aws_ecs_task_definition", "control-plane/nats/task"))
     assert "-js" in nats["command"]
 
 
@@ -617,7 +617,7 @@ def test_gpu_workers_request_gpus_and_run_dynamo_vllm(case):
         task = one(stack, "aws_ecs_task_definition", f"{role}/{role}/task")
         assert task["network_mode"] == "awsvpc" and task["requires_compatibilities"] == ["EC2"]
         assert (task["cpu"], task["memory"]) == (str(worker.cpu), str(worker.memory))
-        (container,) = containers(task)
+        container = main_container(task)
         assert container["resourceRequirements"] == [{"type": "GPU", "value": str(env.model.tensor_parallel_size)}]
         assert container["image"] == env.image.reference
         command = container["command"]
@@ -648,7 +648,7 @@ def test_gpu_workers_request_gpus_and_run_dynamo_vllm(case):
 def test_workers_serve_health_on_the_system_port_with_a_long_start_up_grace(case):
     env, stack = case
     for role in gpu_roles(env):
-        (container,) = containers(one(stack, "aws_ecs_task_definition", f"{role}/{role}/task"))
+        container = main_container(one(stack, "aws_ecs_task_definition", f"{role}/{role}/task"))
         variables = environment_of(container)
         port = variables["DYN_SYSTEM_PORT"]
         probe = container["healthCheck"]
@@ -676,7 +676,7 @@ def test_every_dynamo_process_finds_every_etcd_member_and_nats_by_name(case):
     # Comma-separated: what Dynamo 1.2.1 reads (measured in the twin with three members).
     endpoints = ",".join(f"http://{member}.{namespace}:2379" for member in etcd_members(env))
     for path in ["frontend/frontend/task", *(f"{role}/{role}/task" for role in gpu_roles(env))]:
-        (container,) = containers(one(stack, "aws_ecs_task_definition", path))
+        container = main_container(one(stack, "aws_ecs_task_definition", path))
         variables = environment_of(container)
         assert variables["ETCD_ENDPOINTS"] == endpoints
         assert variables["NATS_SERVER"] == f"nats://nats.{namespace}:4222"
@@ -697,7 +697,7 @@ def test_hf_token_arrives_as_a_secret_never_as_plain_environment(case):
 def test_frontend_runs_the_kv_router_behind_the_alb(case):
     env, stack = case
     task = one(stack, "aws_ecs_task_definition", "frontend/frontend/task")
-    (container,) = containers(task)
+    container = main_container(task)
     assert container["command"][:3] == ["python3", "-m", "dynamo.frontend"]
     assert container["command"][container["command"].index("--router-mode") + 1] == env.frontend.router_mode
     assert container["portMappings"] == [{"containerPort": FRONTEND_PORT, "protocol": "tcp"}]

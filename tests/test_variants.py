@@ -10,7 +10,7 @@ import pytest
 
 from environments.loader import load
 from tests.conftest import PROJECT_DIR, run_main
-from tests.stack_json import containers, one, reference_to, resources
+from tests.stack_json import main_container, one, reference_to, resources
 from tests.terraform_env import OfflineTerraform, failure, run_terraform
 
 VARIANT_FILE = PROJECT_DIR / "tests" / "variants" / "variant.toml"
@@ -31,7 +31,7 @@ def test_frontend_on_the_gpu_fleet_uses_the_capacity_provider_without_gpus(varia
     assert env.frontend.placement == "gpu_fleet"
     task = one(stack, "aws_ecs_task_definition", "frontend/frontend/task")
     assert task["requires_compatibilities"] == ["EC2"] and "ephemeral_storage" not in task
-    (container,) = containers(task)
+    container = main_container(task)
     assert "resourceRequirements" not in container
     service = one(stack, "aws_ecs_service", "frontend/frontend/service")
     assert "launch_type" not in service
@@ -47,7 +47,7 @@ def test_workers_serve_the_configured_model_name(variant):
     env, stack, _ = variant
     assert env.model.served_model_name
     for role in env.gpu_workers():
-        (container,) = containers(one(stack, "aws_ecs_task_definition", f"{role}/{role}/task"))
+        container = main_container(one(stack, "aws_ecs_task_definition", f"{role}/{role}/task"))
         command = container["command"]
         assert command[command.index("--model") + 1] == env.model.name
         assert command[command.index("--served-model-name") + 1] == env.model.served_model_name
@@ -56,7 +56,7 @@ def test_workers_serve_the_configured_model_name(variant):
 def test_one_frontend_without_migration_runs_neither_replica_sync_nor_migration(variant):
     env, stack, _ = variant
     assert (env.frontend.router_mode, env.frontend.max_count, env.frontend.migration_limit) == ("kv", 1, 0)
-    (container,) = containers(one(stack, "aws_ecs_task_definition", "frontend/frontend/task"))
+    container = main_container(one(stack, "aws_ecs_task_definition", "frontend/frontend/task"))
     assert "--router-replica-sync" not in container["command"]
     assert "--migration-limit" not in container["command"]
 
