@@ -19,8 +19,8 @@ from simulator.fleet import simulate
 from simulator.latency import LatencyModel
 from simulator.report import Outcome, outcome
 
-PREFILL_CANDIDATES = (2, 3, 4, 5, 6, 7, 8)
-DECODE_CANDIDATES = (8, 12, 16, 20, 24, 28, 32, 36)
+PREFILL_CANDIDATES = (2, 3, 4, 5, 6)
+DECODE_CANDIDATES = (12, 16, 20, 24, 28, 32)
 SLO_TOLERANCE_MINUTES = 1.0
 
 
