@@ -66,7 +66,10 @@ def admissible(candidates: list[Candidate]) -> list[Candidate]:
     return [
         candidate
         for candidate in candidates
-        if all(result.slo_minutes_lost <= best[trace] + SLO_TOLERANCE_MINUTES for trace, result in candidate.outcomes.items())
+        if all(
+            result.slo_minutes_lost <= best[trace] + SLO_TOLERANCE_MINUTES
+            for trace, result in candidate.outcomes.items()
+        )
     ]
 
 

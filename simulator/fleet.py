@@ -93,18 +93,21 @@ class Reading:
         return float(getattr(self, policy.metric))  # a field per simulator.policy.Metric
 
 
-def _reading(role: str, state: RoleState, model: LatencyModel, rate: float, served: float, ttft: float, itl: float) -> Reading:
+def read_role(
+    role: str, state: RoleState, model: LatencyModel, rate: float, served: float, ttft: float, itl: float
+) -> Reading:
+    """The role's metrics this tick; in flight per worker by Little's law (the module's docstring)."""
     if not state.ready:
         # A role with nothing ready reports no latency: every metric reads as far over target.
         return Reading(math.inf, math.inf, math.inf, math.inf)
     per_worker = served / state.ready
-    seconds_in_service = model.ttft(per_worker) if role == "prefill" else model.output_tokens * model.itl(per_worker)
+    ms_in_service = model.ttft(per_worker) if role == "prefill" else model.output_tokens * model.itl(per_worker)
     return Reading(
         ttft,
         itl,
         # Arriving, not served: served is capped at capacity, so it could never show an overload.
         utilization=rate / state.ready / model.capacity_rps,
-        inflight=per_worker * seconds_in_service / 1000 + state.queue / state.ready,
+        inflight=per_worker * ms_in_service / 1000 + state.queue / state.ready,
     )
 
 
@@ -139,8 +142,8 @@ def simulate(fleet: Fleet, model: LatencyModel, demand: list[float]) -> list[Sam
         end = now + TICK_S
         for role in ROLES:
             policies, state = fleet.policies(role), states[role]
-            reading = _reading(role, state, model, rate, served[role], ttft, itl)
-            state.period_metrics.append([min(reading.metric(policy), 1e9) for policy in policies])
+            seen = read_role(role, state, model, rate, served[role], ttft, itl)
+            state.period_metrics.append([min(seen.metric(policy), 1e9) for policy in policies])
             if end % policies[0].period_s:
                 continue
             means = [sum(column) / len(column) for column in zip(*state.period_metrics, strict=True)]

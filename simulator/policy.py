@@ -88,7 +88,9 @@ class ScalingState:
     last_activity_s: float = -math.inf
 
 
-def decide(policies: Sequence[Policy], state: ScalingState, now_s: float, desired: int, metrics: Sequence[float]) -> int:
+def decide(
+    policies: Sequence[Policy], state: ScalingState, now_s: float, desired: int, metrics: Sequence[float]
+) -> int:
     """The role's desired count after this period's metrics (one per policy) are recorded."""
     if not state.histories:
         state.histories = [[] for _ in policies]
