@@ -31,7 +31,10 @@ def fleets(env: Environment, settings_file: Path) -> dict[str, Fleet]:
     ValueError."""
     compared = {deployed_name(env): deployed(env)}
     for name, policies in read_settings(settings_file, bounds(env)).items():
-        compared[name] = fleet_of(env, policies)
+        try:
+            compared[name] = fleet_of(env, policies)
+        except ValueError as error:
+            raise ValueError(f"{settings_file}: {name}: {error}") from None
     return compared
 
 

@@ -401,6 +401,16 @@ def test_a_role_takes_several_policies_as_an_array_of_tables(tmp_path):
     assert [(p.metric, p.target, p.scales_in) for p in prefill] == [("ttft_ms", 500.0, False), ("inflight", 4, True)]
 
 
+def test_a_roles_policies_on_different_periods_are_one_line_naming_the_file_and_setting(tmp_path):
+    path = tmp_path / "settings.toml"
+    path.write_text(
+        '[[setting]]\nname = "two"\ndecode = { metric = "itl_ms" }\n'
+        'prefill = [{ metric = "ttft_ms" }, { metric = "inflight", target = 4, period_s = 120 }]\n'
+    )
+    with pytest.raises(ValueError, match=f"^{path}: two: prefill: the policies of a role need the same"):
+        cli.fleets(load(ENVIRONMENTS_DIR / "prod.toml"), path)
+
+
 def test_calibration_reads_histogram_sums_and_counts_over_label_sets():
     spec = importlib.util.spec_from_file_location("calibrate_latency", PROJECT_DIR / "scripts" / "calibrate_latency.py")
     assert spec is not None and spec.loader is not None
