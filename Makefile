@@ -61,8 +61,9 @@ bench: $(PY_STAMP) ## synth time and memory against the floor and the naive impo
 emulate: $(PY_STAMP) $(NODE_STAMP) ## deploy a stack to a local AWS emulator (moto)
 	$(PY) -m tests.emulator.emulate
 
-# Offline: the shipped traces against scaling policies, on the latency measured by `make calibrate`.
-simulate: $(PY_STAMP) ## autoscaling simulator: a table per trace and policy, docs/simulator-spike.png
+# Offline: the shipped traces against the deployed scaling policies and others, on the latency
+# measured by `make calibrate`; the sweep that chose the [scaling] in-flight defaults.
+simulate: $(PY_STAMP) ## autoscaling simulator: a table per trace and policy, the in-flight sweep, docs/simulator-spike.png
 	$(PY) -m simulator
 
 # The real frontend and mocker workers on 127.0.0.1 at stepped concurrency (about 3 minutes).

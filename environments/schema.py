@@ -652,16 +652,22 @@ class ScalingConfig(Model):
         ),
     )
     prefill_inflight_target: int = Field(
-        8,
+        3,
         ge=1,
         le=10000,
-        description="Target tracking: requests in flight per prefill worker (queued or prefilling).",
+        description=(
+            "Target tracking: requests in flight per prefill worker (queued or prefilling). Chosen by `make simulate` "
+            "on the mocker's calibration: re-measure with `make calibrate` on real GPUs."
+        ),
     )
     decode_inflight_target: int = Field(
         24,
         ge=1,
         le=10000,
-        description="Target tracking: requests in flight per decode worker (streaming tokens).",
+        description=(
+            "Target tracking: requests in flight per decode worker (streaming tokens). Chosen by `make simulate` on "
+            "the mocker's calibration: re-measure with `make calibrate` on real GPUs."
+        ),
     )
     scale_out_cooldown_seconds: int = Field(
         60, ge=0, le=3600, description="After adding workers, how long before a policy may add more."

@@ -1,4 +1,4 @@
-"""The fleet over time: two roles (prefill, decode), each with its own policy, a shared trace.
+"""The fleet over time: two roles (prefill, decode), each with its own policies, a shared trace.
 
 A fluid model, ticked every TICK_S seconds:
 - a role's ready workers serve up to ready * capacity_rps; demand above that joins the role's
@@ -8,7 +8,11 @@ A fluid model, ticked every TICK_S seconds:
   decode worker (a worker's batch is capped, so overload queues instead of slowing tokens);
 - both roles see the arriving demand (decode is not shielded by a saturated prefill), so the
   queues are upper bounds;
-- a worker the policy adds is billed from the decision and serves after `cold_start_s`
+- requests in flight per ready worker (the `inflight` metric), by Little's law on the same
+  model: prefill: the rate served per worker x the prefill curve's time + the prefill queue per
+  ready worker; decode: the rate served per worker x output tokens x ITL + the decode queue per
+  ready worker (a request holds its decode slot while it streams its output tokens);
+- a worker the policies add is billed from the decision and serves after `cold_start_s`
   (environments/fit.py's estimate); a worker removed stops at once (drained, not billed).
 """
 
@@ -18,7 +22,7 @@ import math
 from dataclasses import dataclass, field
 
 from simulator.latency import LatencyModel
-from simulator.policy import Policy, PolicyState, decide
+from simulator.policy import Policy, ScalingState, decide
 
 TICK_S = 10
 ROLES = ("prefill", "decode")
@@ -26,16 +30,31 @@ ROLES = ("prefill", "decode")
 
 @dataclass(frozen=True)
 class Fleet:
-    prefill: Policy
-    decode: Policy
+    prefill: tuple[Policy, ...]
+    decode: tuple[Policy, ...]
     cold_start_s: float
     prefill_gpus: int
     decode_gpus: int
     ttft_slo_ms: float
     itl_slo_ms: float
 
-    def policy(self, role: str) -> Policy:
+    def __post_init__(self) -> None:
+        # One scalable target per role: its bounds and its decision times are the policies' own.
+        for role in ROLES:
+            policies = self.policies(role)
+            if not policies:
+                raise ValueError(f"{role}: no policy")
+            if len({(p.min_count, p.max_count, p.period_s) for p in policies}) > 1:
+                raise ValueError(f"{role}: the policies of a role need the same min_count, max_count and period_s")
+
+    def policies(self, role: str) -> tuple[Policy, ...]:
         return self.prefill if role == "prefill" else self.decode
+
+    def min_count(self, role: str) -> int:
+        return self.policies(role)[0].min_count
+
+    def max_count(self, role: str) -> int:
+        return self.policies(role)[0].max_count
 
     def gpus(self, role: str) -> int:
         return self.prefill_gpus if role == "prefill" else self.decode_gpus
@@ -57,23 +76,44 @@ class RoleState:
     starting: list[float] = field(default_factory=list)  # when each added worker turns ready
     ready: int = 0
     queue: float = 0.0  # requests waiting
-    policy_state: PolicyState = field(default_factory=lambda: PolicyState(history=[]))
-    period_metrics: list[float] = field(default_factory=list)
+    scaling: ScalingState = field(default_factory=ScalingState)
+    period_metrics: list[list[float]] = field(default_factory=list)  # per tick, one per policy
 
 
-def _metric(policy: Policy, ttft_ms: float, itl_ms: float, arriving_per_worker: float, capacity: float) -> float:
-    if policy.metric == "ttft_ms":
-        return ttft_ms
-    if policy.metric == "itl_ms":
-        return itl_ms
-    # Arriving, not served: served is capped at capacity, so it could never show an overload.
-    return arriving_per_worker / capacity
+@dataclass(frozen=True)
+class Reading:
+    """What a role's policies can see in one tick."""
+
+    ttft_ms: float
+    itl_ms: float
+    utilization: float
+    inflight: float
+
+    def metric(self, policy: Policy) -> float:
+        return float(getattr(self, policy.metric))  # a field per simulator.policy.Metric
+
+
+def read_role(
+    role: str, state: RoleState, model: LatencyModel, rate: float, served: float, ttft: float, itl: float
+) -> Reading:
+    """The role's metrics this tick; in flight per worker by Little's law (the module's docstring)."""
+    if not state.ready:
+        # A role with nothing ready reports no latency: every metric reads as far over target.
+        return Reading(math.inf, math.inf, math.inf, math.inf)
+    per_worker = served / state.ready
+    ms_in_service = model.ttft(per_worker) if role == "prefill" else model.output_tokens * model.itl(per_worker)
+    return Reading(
+        ttft,
+        itl,
+        # Arriving, not served: served is capped at capacity, so it could never show an overload.
+        utilization=rate / state.ready / model.capacity_rps,
+        inflight=per_worker * ms_in_service / 1000 + state.queue / state.ready,
+    )
 
 
 def simulate(fleet: Fleet, model: LatencyModel, demand: list[float]) -> list[Sample]:
     """One sample per tick; demand[i] is the request rate during tick i."""
-    policies = {role: fleet.policy(role) for role in ROLES}
-    states = {role: RoleState(desired=policies[role].min_count, ready=policies[role].min_count) for role in ROLES}
+    states = {role: RoleState(desired=fleet.min_count(role), ready=fleet.min_count(role)) for role in ROLES}
     samples = []
     for index, rate in enumerate(demand):
         now = index * TICK_S
@@ -101,15 +141,14 @@ def simulate(fleet: Fleet, model: LatencyModel, demand: list[float]) -> list[Sam
         )
         end = now + TICK_S
         for role in ROLES:
-            policy, state = policies[role], states[role]
-            # A role with nothing ready reports no latency: its metric reads as far over target.
-            metric = _metric(policy, ttft, itl, rate / state.ready, model.capacity_rps) if state.ready else math.inf
-            state.period_metrics.append(min(metric, 1e9))
-            if end % policy.period_s:
+            policies, state = fleet.policies(role), states[role]
+            seen = read_role(role, state, model, rate, served[role], ttft, itl)
+            state.period_metrics.append([min(seen.metric(policy), 1e9) for policy in policies])
+            if end % policies[0].period_s:
                 continue
-            mean = sum(state.period_metrics) / len(state.period_metrics)
+            means = [sum(column) / len(column) for column in zip(*state.period_metrics, strict=True)]
             state.period_metrics = []
-            new = decide(policy, state.policy_state, end, state.desired, mean)
+            new = decide(policies, state.scaling, end, state.desired, means)
             if new > state.desired:
                 state.starting += [end + fleet.cold_start_s] * (new - state.desired)
             elif new < state.desired:

@@ -41,12 +41,19 @@ class Measurement:
 
 
 @dataclass(frozen=True)
+class Calibration:
+    measurements: list[Measurement]
+    output_tokens: int  # per request, as the calibration's load generator asked
+
+
+@dataclass(frozen=True)
 class LatencyModel:
     """TTFT is the prefill worker's, ITL the decode worker's (disaggregated serving)."""
 
     ttft: Curve
     itl: Curve
     capacity_rps: float  # per worker: the highest rate measured
+    output_tokens: int  # per request: how long a request holds a decode worker is this x ITL
 
 
 def fit_curve(points: list[tuple[float, float]]) -> Curve:
@@ -69,12 +76,13 @@ def fit_curve(points: list[tuple[float, float]]) -> Curve:
     return best[1]
 
 
-def load_measurements(path: Path = CALIBRATION_FILE) -> list[Measurement]:
+def load_calibration(path: Path = CALIBRATION_FILE) -> Calibration:
     document = json.loads(path.read_text())
-    return [
+    measurements = [
         Measurement(step["concurrency"], step["requests_per_second"], step["ttft_mean_ms"], step["itl_mean_ms"])
         for step in document["steps"]
     ]
+    return Calibration(measurements, int(document["output_tokens"]))
 
 
 def unsaturated(measurements: list[Measurement]) -> list[Measurement]:
@@ -82,10 +90,12 @@ def unsaturated(measurements: list[Measurement]) -> list[Measurement]:
     return [m for m in measurements if m.requests_per_second < SATURATED_FRACTION * capacity]
 
 
-def fit(measurements: list[Measurement]) -> LatencyModel:
+def fit(calibration: Calibration) -> LatencyModel:
+    measurements = calibration.measurements
     below = unsaturated(measurements)
     return LatencyModel(
         ttft=fit_curve([(m.requests_per_second, m.ttft_ms) for m in below]),
         itl=fit_curve([(m.requests_per_second, m.itl_ms) for m in below]),
         capacity_rps=max(m.requests_per_second for m in measurements),
+        output_tokens=calibration.output_tokens,
     )

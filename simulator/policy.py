@@ -1,21 +1,27 @@
 """Scaling policies, as Application Auto Scaling runs them on an ECS service's desired count.
 
-The parameters are the ones a Terraform policy will carry (period, evaluation periods,
-cooldowns, bounds, target or steps), so the policies issue 15 builds can be replayed here.
+The parameters are the ones a Terraform policy carries (period, evaluation periods, cooldowns,
+bounds, target or steps), so the policies environments/policies.py deploys can be replayed.
 Semantics modelled (a simplification of the service's, stated in the README):
 - the metric is averaged over each period; a decision is taken at the end of a period;
-- scale out when the last `scale_out_evaluations` periods are all above the target (step
-  scaling: above the lowest step), not within `scale_out_cooldown_s` of the last scale-out;
-- scale in when the last `scale_in_evaluations` periods are all below target * scale_in_ratio,
-  not within `scale_in_cooldown_s` of the last scaling activity of either kind;
+- a policy asks to scale out when its last `scale_out_evaluations` periods are all above the
+  target (step scaling: above the lowest step), not within `scale_out_cooldown_s` of the
+  role's last scale-out;
+- a policy asks to scale in when its last `scale_in_evaluations` periods are all below
+  target * scale_in_ratio, not within `scale_in_cooldown_s` of the role's last scaling activity
+  of either kind; a policy with `scales_in = False` never asks;
 - target tracking sizes proportionally: ceil(desired * metric / target); step scaling adds the
-  step's adjustment; the result is clamped to [min_count, max_count].
+  step's adjustment (and scales in one worker at a time); counts are clamped to [min, max];
+- a role with several policies scales out when any policy asks for more (the largest count
+  wins) and scales in only when every policy that scales in asks for fewer (to the largest of
+  their counts): Application Auto Scaling's rule for multiple policies.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Literal, get_args
 
 # Dynamo's planner targets: SLAPlannerDefaults.ttft_ms = 500.0 and .itl_ms = 50.0 in
@@ -23,9 +29,10 @@ from typing import Literal, get_args
 PLANNER_TTFT_MS = 500.0
 PLANNER_ITL_MS = 50.0
 
-# ttft_ms and itl_ms are the role's mean latency over the period; utilization is the arriving
-# requests per second per ready worker over the calibrated capacity (the early load signal).
-Metric = Literal["ttft_ms", "itl_ms", "utilization"]
+# ttft_ms and itl_ms are the mean latency over the period; utilization is the arriving requests
+# per second per ready worker over the calibrated capacity; inflight is the requests in flight
+# per ready worker of the role (simulator/fleet.py says how each is computed).
+Metric = Literal["ttft_ms", "itl_ms", "utilization", "inflight"]
 
 
 @dataclass(frozen=True)
@@ -48,8 +55,10 @@ class Policy:
     scale_in_ratio: float = 0.9
     scale_out_cooldown_s: int = 60
     scale_in_cooldown_s: int = 300
-    # Empty: target tracking. Otherwise step scaling with these steps (scale-in is one at a time).
+    # Empty: target tracking. Otherwise step scaling with these steps.
     steps: tuple[Step, ...] = ()
+    # False: a policy that only scales out (environments/policies.py's latency step policies).
+    scales_in: bool = True
 
     def __post_init__(self) -> None:
         if self.metric not in get_args(Metric):
@@ -65,40 +74,66 @@ class Policy:
     def kind(self) -> str:
         return "step" if self.steps else "target"
 
+    def clamp(self, count: int) -> int:
+        return min(max(count, self.min_count), self.max_count)
+
 
 @dataclass
-class PolicyState:
-    history: list[float]
+class ScalingState:
+    """One role's: each policy's metric per period, and the role's last scaling activities
+    (cooldowns count from the scalable target's activity, whichever policy caused it)."""
+
+    histories: list[list[float]] = field(default_factory=list)
     last_scale_out_s: float = -math.inf
     last_activity_s: float = -math.inf
 
 
-def decide(policy: Policy, state: PolicyState, now_s: float, desired: int, metric: float) -> int:
-    """The desired count after this period's metric is recorded."""
-    state.history.append(metric)
-    ratio = metric / policy.target
-    recent_out = state.history[-policy.scale_out_evaluations :]
-    recent_in = state.history[-policy.scale_in_evaluations :]
-    breached = len(recent_out) == policy.scale_out_evaluations and min(recent_out) > policy.target
-    if breached and now_s - state.last_scale_out_s >= policy.scale_out_cooldown_s:
-        if policy.steps:
-            reached = [step for step in policy.steps if ratio >= step.at_ratio]
-            wanted = desired + (max(step.adjustment for step in reached) if reached else 0)
-        else:
-            wanted = max(desired + 1, math.ceil(desired * ratio))
-        new = min(max(wanted, policy.min_count), policy.max_count)
-        if new > desired:
-            state.last_scale_out_s = state.last_activity_s = now_s
-            return new
+def decide(
+    policies: Sequence[Policy], state: ScalingState, now_s: float, desired: int, metrics: Sequence[float]
+) -> int:
+    """The role's desired count after this period's metrics (one per policy) are recorded."""
+    if not state.histories:
+        state.histories = [[] for _ in policies]
+    for history, metric in zip(state.histories, metrics, strict=True):
+        history.append(metric)
+    asked_out = [_scale_out(p, h, state, now_s, desired) for p, h in zip(policies, state.histories, strict=True)]
+    if max(asked_out) > desired:
+        state.last_scale_out_s = state.last_activity_s = now_s
+        return max(asked_out)
+    asked_in = [
+        _scale_in(p, h, state, now_s, desired) for p, h in zip(policies, state.histories, strict=True) if p.scales_in
+    ]
+    if asked_in and max(asked_in) < desired:
+        state.last_activity_s = now_s
+        return max(asked_in)
+    return policies[0].clamp(desired)
+
+
+def _scale_out(policy: Policy, history: list[float], state: ScalingState, now_s: float, desired: int) -> int:
+    """The count this policy asks for, or `desired` when it does not ask to scale out."""
+    recent = history[-policy.scale_out_evaluations :]
+    breached = len(recent) == policy.scale_out_evaluations and min(recent) > policy.target
+    if not breached or now_s - state.last_scale_out_s < policy.scale_out_cooldown_s:
+        return desired
+    ratio = history[-1] / policy.target
+    if policy.steps:
+        reached = [step.adjustment for step in policy.steps if ratio >= step.at_ratio]
+        wanted = desired + max(reached, default=0)
+    else:
+        wanted = max(desired + 1, math.ceil(desired * ratio))
+    return max(policy.clamp(wanted), desired)
+
+
+def _scale_in(policy: Policy, history: list[float], state: ScalingState, now_s: float, desired: int) -> int:
+    """The count this policy asks for, or `desired` when it does not ask to scale in."""
+    recent = history[-policy.scale_in_evaluations :]
     quiet = (
-        len(recent_in) == policy.scale_in_evaluations
-        and max(recent_in) < policy.target * policy.scale_in_ratio
+        len(recent) == policy.scale_in_evaluations
+        and max(recent) < policy.target * policy.scale_in_ratio
         and now_s - state.last_activity_s >= policy.scale_in_cooldown_s
     )
-    if quiet:
-        wanted = desired - 1 if policy.steps else min(desired - 1, math.ceil(desired * ratio))
-        new = max(wanted, policy.min_count)
-        if new < desired:
-            state.last_activity_s = now_s
-            return new
-    return min(max(desired, policy.min_count), policy.max_count)
+    if not quiet:
+        return desired
+    ratio = history[-1] / policy.target
+    wanted = desired - 1 if policy.steps else min(desired - 1, math.ceil(desired * ratio))
+    return min(max(wanted, policy.min_count), desired)

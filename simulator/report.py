@@ -30,7 +30,7 @@ def outcome(fleet: Fleet, samples: list[Sample]) -> Outcome:
     if breaches:
         first = samples[breaches[0]]
         serving_then = sum(first.ready.values())
-        at_max = all(first.desired[role] == fleet.policy(role).max_count for role in ROLES)
+        at_max = all(first.desired[role] == fleet.max_count(role) for role in ROLES)
         added = next((s for s in samples[breaches[0] :] if sum(s.ready.values()) > serving_then), None)
         scale_out_s = float("inf") if added is None else float(added.time_s - first.time_s)
     # Billed from the scaling decision: a starting worker holds its GPUs.

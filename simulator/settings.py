@@ -31,17 +31,23 @@ def policy_from(table: dict[str, Any], min_count: int, max_count: int) -> Policy
     return Policy(**values)
 
 
-def read_settings(path: Path, bounds: dict[str, tuple[int, int]]) -> dict[str, dict[str, Policy]]:
-    """{setting name: {role: policy}}; every problem is a ValueError naming the file and setting."""
+def policies_from(value: Any, min_count: int, max_count: int) -> tuple[Policy, ...]:
+    """A role's table, or an array of tables for several policies on the role."""
+    tables = value if isinstance(value, list) else [value]
+    return tuple(policy_from(dict(table), min_count, max_count) for table in tables)
+
+
+def read_settings(path: Path, bounds: dict[str, tuple[int, int]]) -> dict[str, dict[str, tuple[Policy, ...]]]:
+    """{setting name: {role: policies}}; every problem is a ValueError naming the file and setting."""
     try:
         document = tomllib.loads(path.read_text())
     except (OSError, tomllib.TOMLDecodeError) as error:
         raise ValueError(f"{path}: {error}") from None
-    settings: dict[str, dict[str, Policy]] = {}
+    settings: dict[str, dict[str, tuple[Policy, ...]]] = {}
     for index, entry in enumerate(document.get("setting", [])):
         name = str(entry.get("name", f"setting {index + 1}"))
         try:
-            settings[name] = {role: policy_from(dict(entry[role]), *bounds[role]) for role in ROLES}
+            settings[name] = {role: policies_from(entry[role], *bounds[role]) for role in ROLES}
         except KeyError as missing:
             raise ValueError(f"{path}: {name}: no {missing.args[0]} table") from None
         except (TypeError, ValueError) as error:

@@ -1,7 +1,9 @@
 """The autoscaling simulator on hand-checkable traces, and its fit to the calibration data.
 
 The hand-checked fleet: TTFT = 100 + 10 * r ms at r requests/s per worker (500 ms, the target,
-at 40 req/s), a flat ITL of 10 ms, 100 req/s of capacity per worker, a 300 s cold start.
+at 40 req/s), a flat ITL of 10 ms, 100 req/s of capacity per worker, 100 output tokens per
+request, a 300 s cold start. In flight per worker at r: prefill r * (0.1 + 0.01 * r), decode
+r * 100 * 0.01 = r.
 """
 
 from __future__ import annotations
@@ -15,16 +17,20 @@ from dataclasses import replace
 import pytest
 
 from environments.loader import ENVIRONMENTS_DIR, load
+from environments.policies import LATENCY_STEPS, TARGET_TRACKING_SCALE_OUT_MINUTES
+from environments.schema import ScalingConfig
 from simulator import __main__ as cli
-from simulator.fleet import TICK_S, Fleet, Sample, simulate
-from simulator.latency import Curve, LatencyModel, fit, fit_curve, load_measurements, unsaturated
-from simulator.policy import PLANNER_ITL_MS, PLANNER_TTFT_MS, Policy, PolicyState, Step, decide
-from simulator.report import outcome, plot, table
+from simulator.choose import SLO_TOLERANCE_MINUTES, Candidate, choose
+from simulator.deployed import deployed
+from simulator.fleet import TICK_S, Fleet, RoleState, Sample, read_role, simulate
+from simulator.latency import Curve, LatencyModel, fit, fit_curve, load_calibration, unsaturated
+from simulator.policy import PLANNER_ITL_MS, PLANNER_TTFT_MS, Policy, ScalingState, Step, decide
+from simulator.report import Outcome, outcome, plot, table
 from simulator.settings import SETTINGS_FILE, read_settings
 from simulator.traces import TRACE_NAMES, load_trace, per_tick
 from tests.conftest import PROJECT_DIR
 
-MODEL = LatencyModel(ttft=Curve(100.0, 10.0, 1.0), itl=Curve(10.0, 0.0, 1.0), capacity_rps=100.0)
+MODEL = LatencyModel(ttft=Curve(100.0, 10.0, 1.0), itl=Curve(10.0, 0.0, 1.0), capacity_rps=100.0, output_tokens=100)
 COLD_START_S = 300.0
 
 
@@ -32,6 +38,10 @@ def fleet(min_count: int = 2, max_count: int = 6, **policy: object) -> Fleet:
     prefill = Policy("ttft_ms", 500.0, min_count, max_count, **policy)  # type: ignore[arg-type]
     # Decode's flat 10 ms ITL never reaches 50 ms: it holds still, so prefill is what is checked.
     decode = Policy("itl_ms", 50.0, min_count, max_count)
+    return with_policies((prefill,), (decode,))
+
+
+def with_policies(prefill: tuple[Policy, ...], decode: tuple[Policy, ...]) -> Fleet:
     return Fleet(prefill, decode, COLD_START_S, prefill_gpus=1, decode_gpus=2, ttft_slo_ms=500.0, itl_slo_ms=50.0)
 
 
@@ -119,17 +129,17 @@ def test_gpu_hours_count_every_worker_from_its_scaling_decision():
 
 def test_step_scaling_takes_the_largest_step_reached():
     policy = Policy("ttft_ms", 500.0, 1, 10, scale_out_evaluations=1, steps=(Step(1.0, 1), Step(2.0, 3)))
-    assert decide(policy, PolicyState(history=[]), 60, 2, 1100.0) == 5
-    assert decide(policy, PolicyState(history=[]), 60, 2, 600.0) == 3
-    assert decide(policy, PolicyState(history=[]), 60, 2, 400.0) == 2
+    assert decide((policy,), ScalingState(), 60, 2, (1100.0,)) == 5
+    assert decide((policy,), ScalingState(), 60, 2, (600.0,)) == 3
+    assert decide((policy,), ScalingState(), 60, 2, (400.0,)) == 2
 
 
 def test_scale_out_respects_its_cooldown():
     policy = Policy("ttft_ms", 500.0, 1, 10, scale_out_evaluations=1, scale_out_cooldown_s=300)
-    state = PolicyState(history=[])
-    assert decide(policy, state, 60, 2, 600.0) == 3
-    assert decide(policy, state, 120, 3, 600.0) == 3
-    assert decide(policy, state, 360, 3, 600.0) == 4
+    state = ScalingState()
+    assert decide((policy,), state, 60, 2, (600.0,)) == 3
+    assert decide((policy,), state, 120, 3, (600.0,)) == 3
+    assert decide((policy,), state, 360, 3, (600.0,)) == 4
 
 
 def test_policy_bounds_are_checked():
@@ -145,10 +155,12 @@ def test_fit_recovers_a_known_curve():
 def test_fit_reproduces_the_calibration_data_below_saturation():
     # The tolerances the README states, below saturation: TTFT within 15 % (two runs of the same
     # script differed by up to 17 % at one step), ITL within 1 %.
-    measurements = load_measurements()
+    calibration = load_calibration()
+    measurements = calibration.measurements
     below = unsaturated(measurements)
     assert len(below) >= 5
-    model = fit(measurements)
+    model = fit(calibration)
+    assert model.output_tokens == 100
     for m in below:
         assert model.ttft(m.requests_per_second) == pytest.approx(m.ttft_ms, rel=0.15), m
         assert model.itl(m.requests_per_second) == pytest.approx(m.itl_ms, rel=0.01), m
@@ -177,20 +189,155 @@ def test_same_input_gives_byte_identical_plot(tmp_path):
     assert (tmp_path / "a.png").read_bytes() == (tmp_path / "b.png").read_bytes()
 
 
-def test_make_simulate_prints_the_table_the_readme_shows(tmp_path, monkeypatch):
-    monkeypatch.setattr(sys, "argv", ["simulator", "--plot", str(tmp_path / "spike.png")])
+@pytest.fixture(scope="module")
+def make_simulate(tmp_path_factory):
+    """`make simulate`'s output and plot, run once for the tests that read them (about 6 s)."""
+    plot_path = tmp_path_factory.mktemp("simulate") / "spike.png"
     printed = io.StringIO()
-    with contextlib.redirect_stdout(printed):
+    with pytest.MonkeyPatch.context() as patch, contextlib.redirect_stdout(printed):
+        patch.setattr(sys, "argv", ["simulator", "--plot", str(plot_path)])
         cli.main()
-    table = "\n".join(printed.getvalue().splitlines()[1:-1])
-    assert table in (PROJECT_DIR / "README.md").read_text()
-    assert (tmp_path / "spike.png").read_bytes() == (PROJECT_DIR / "docs" / "simulator-spike.png").read_bytes()
+    return printed.getvalue(), plot_path
+
+
+def test_make_simulate_prints_the_tables_the_readme_shows(make_simulate):
+    printed, plot_path = make_simulate
+    readme = (PROJECT_DIR / "README.md").read_text()
+    # The policy table, then the in-flight sweep: each as one block of the README.
+    policies, sweep = "\n".join(printed.splitlines()[1:-1]).split("\n\n")
+    assert "deployed ([scaling] of prod)" in policies.splitlines()[2]  # first, under the header
+    assert policies in readme
+    assert sweep in readme
+    assert plot_path.read_bytes() == (PROJECT_DIR / "docs" / "simulator-spike.png").read_bytes()
+
+
+def test_the_schema_ships_the_in_flight_targets_the_sweep_chooses(make_simulate):
+    printed, _ = make_simulate
+    chosen = next(line for line in printed.splitlines() if line.startswith("In-flight targets"))
+    defaults = ScalingConfig()
+    assert chosen.endswith(f"prefill {defaults.prefill_inflight_target}, decode {defaults.decode_inflight_target}"), (
+        "set environments/schema.py's [scaling] in-flight defaults to what `make simulate` chooses"
+    )
+
+
+def candidate(prefill: int, decode: int, *results: tuple[float, float]) -> Candidate:
+    """(SLO-minutes lost, GPU-hours) per trace."""
+    outcomes = {f"trace{index}": Outcome(None, False, lost, hours, {}) for index, (lost, hours) in enumerate(results)}
+    return Candidate(prefill, decode, outcomes)
+
+
+def test_the_chooser_takes_the_fewest_gpu_hours_within_the_tolerance_of_the_best_on_every_trace():
+    assert SLO_TOLERANCE_MINUTES == 1.0
+    best = candidate(2, 8, (0.0, 40.0), (20.0, 20.0))
+    within = candidate(3, 16, (1.0, 30.0), (20.5, 19.0))
+    over_on_one_trace = candidate(4, 24, (0.0, 20.0), (21.5, 10.0))
+    assert choose([best, within, over_on_one_trace]) == within
+    # A tie in GPU-hours as printed (one decimal) goes to the higher targets.
+    tied = candidate(3, 20, (1.0, 29.96), (20.5, 19.0))
+    assert choose([best, within, tied, over_on_one_trace]) == tied
+
+
+def test_in_flight_per_worker_is_littles_law_plus_the_queue_per_worker():
+    # 25 req/s per worker: prefill 25 * (100 + 10 * 25) ms = 8.75; decode 25 * 100 tokens * 10 ms = 25.
+    two_ready = RoleState(desired=2, ready=2)
+    assert read_role("prefill", two_ready, MODEL, 50.0, 50.0, 350.0, 10.0).inflight == pytest.approx(8.75)
+    assert read_role("decode", two_ready, MODEL, 50.0, 50.0, 350.0, 10.0).inflight == pytest.approx(25.0)
+    queued = RoleState(desired=2, ready=2, queue=30.0)
+    assert read_role("decode", queued, MODEL, 250.0, 200.0, 350.0, 10.0).inflight == pytest.approx(100.0 + 15.0)
+
+
+def inflight_fleet(prefill_target: float, decode_target: float) -> Fleet:
+    """Target tracking on in flight per worker, with the deployed policies' alarms."""
+    return with_policies(
+        (Policy("inflight", prefill_target, 2, 6, scale_in_cooldown_s=600),),
+        (Policy("inflight", decode_target, 2, 6, scale_in_cooldown_s=600),),
+    )
+
+
+def test_constant_load_below_the_in_flight_target_never_scales():
+    # 50 req/s on two workers: prefill 8.75 in flight per worker, decode 25; under 90 % of 10 and 30
+    # too, but the fleet is at its minimum.
+    samples = simulate(inflight_fleet(10, 30), MODEL, steps((50, 7200)))
+    assert {(s.desired["prefill"], s.desired["decode"]) for s in samples} == {(2, 2)}
+
+
+def test_a_step_above_the_in_flight_target_scales_out_after_three_periods_and_the_cold_start():
+    # At 600 s, 80 req/s: 40 per worker, prefill 40 * 0.5 = 20 in flight (twice 10); decode 40 (over 30).
+    # Prefill sizes ceil(2 * 20 / 10) = 4 at the end of the 3rd minute over target.
+    samples = simulate(inflight_fleet(10, 30), MODEL, steps((50, 600), (80, 3000)))
+    assert changes(samples, "prefill")[0] == (600 + 3 * 60, 4)
+    assert changes(samples, "decode")[0] == (600 + 3 * 60, 3)
+    assert next(s.time_s for s in samples if s.ready["prefill"] == 4) == 780 + COLD_START_S
+
+
+IN_FLIGHT = Policy("inflight", 10.0, 1, 10, scale_out_evaluations=1, scale_in_evaluations=1, scale_in_cooldown_s=0)
+TTFT_STEP = Policy(
+    "ttft_ms", 500.0, 1, 10, scale_out_evaluations=1, steps=(Step(1.0, 1), Step(1.5, 2)), scales_in=False
+)
+
+
+def test_a_scale_out_only_step_policy_has_no_say_in_scale_in():
+    # In flight 2 per worker of a target of 10: target tracking sizes 4 -> ceil(4 * 0.2) = 1. TTFT at
+    # 460 ms is neither a breach nor far under its target: the step policy neither adds nor holds.
+    assert decide((TTFT_STEP, IN_FLIGHT), ScalingState(), 60, 4, (460.0, 2.0)) == 1
+    # The same step policy allowed to scale in would hold the count (460 ms is above 90 % of 500).
+    blocking = replace(TTFT_STEP, scales_in=True, scale_in_evaluations=1)
+    assert decide((blocking, IN_FLIGHT), ScalingState(), 60, 4, (460.0, 2.0)) == 4
+
+
+def test_target_tracking_policies_scale_in_only_together_and_to_the_larger_count():
+    other = replace(IN_FLIGHT, metric="utilization", target=0.5)
+    # One of the two is not under 90 % of its target: no scale-in.
+    assert decide((IN_FLIGHT, other), ScalingState(), 60, 4, (2.0, 0.46)) == 4
+    # Both under: 4 * 0.2 -> 1, and 4 * 0.4 / 0.5 -> ceil(3.2) = 4, at least one fewer: 3. The larger, 3.
+    assert decide((IN_FLIGHT, other), ScalingState(), 60, 4, (2.0, 0.4)) == 3
+
+
+def test_the_policy_asking_for_the_most_workers_wins_scale_out():
+    # TTFT at 1.6x its target: the step policy adds 2 (6); in flight at 2x: target tracking asks 8.
+    assert decide((TTFT_STEP, IN_FLIGHT), ScalingState(), 60, 4, (800.0, 20.0)) == 8
+    assert decide((TTFT_STEP, IN_FLIGHT), ScalingState(), 60, 4, (800.0, 11.0)) == 6
+
+
+def test_the_deployed_setting_replays_environments_policies():
+    env = load(ENVIRONMENTS_DIR / "prod.toml")
+    replayed = deployed(env)
+    assert env.prefill is not None
+    [ttft, prefill_inflight] = replayed.prefill
+    assert (ttft.metric, ttft.target, ttft.scales_in) == ("ttft_ms", env.scaling.ttft_target_ms, False)
+    assert ttft.steps == tuple(Step(ratio, adjustment) for ratio, adjustment in LATENCY_STEPS)
+    assert ttft.scale_out_evaluations == env.scaling.latency_breach_minutes
+    assert (prefill_inflight.metric, prefill_inflight.target, prefill_inflight.scales_in) == (
+        "inflight",
+        env.scaling.prefill_inflight_target,
+        True,
+    )
+    assert (prefill_inflight.scale_out_evaluations, prefill_inflight.scale_in_evaluations) == (
+        TARGET_TRACKING_SCALE_OUT_MINUTES,
+        15,
+    )
+    assert (prefill_inflight.scale_in_ratio, prefill_inflight.period_s) == (0.9, 60)
+    assert (prefill_inflight.scale_out_cooldown_s, prefill_inflight.scale_in_cooldown_s) == (
+        env.scaling.scale_out_cooldown_seconds,
+        env.scaling.scale_in_cooldown_seconds,
+    )
+    assert [(p.metric, p.target) for p in replayed.decode] == [
+        ("itl_ms", env.scaling.itl_target_ms),
+        ("inflight", env.scaling.decode_inflight_target),
+    ]
+    assert {(p.min_count, p.max_count) for p in replayed.prefill} == {(env.prefill.min_count, env.prefill.max_count)}
+    assert (replayed.ttft_slo_ms, replayed.itl_slo_ms) == (env.scaling.ttft_target_ms, env.scaling.itl_target_ms)
+
+
+def test_a_roles_policies_share_its_bounds():
+    with pytest.raises(ValueError, match="prefill: the policies of a role need the same min_count"):
+        with_policies((IN_FLIGHT, replace(IN_FLIGHT, max_count=4)), (IN_FLIGHT,))
 
 
 def test_load_per_worker_shows_an_overload_beyond_capacity():
     # 300 req/s arriving at two workers of 100: 1.5 of capacity, so ceil(2 * 1.5 / 0.7) = 5.
     policy = Policy("utilization", 0.7, 2, 10, scale_out_evaluations=1)
-    load_fleet = replace(fleet(), prefill=policy)
+    load_fleet = replace(fleet(), prefill=(policy,))
     assert changes(simulate(load_fleet, MODEL, steps((300, 120))))[:1] == [(60, 5)]
 
 
@@ -219,16 +366,12 @@ def test_the_cli_reports_a_users_mistake_in_one_line_with_exit_code_2(tmp_path, 
 
 def test_the_shipped_settings_take_dynamos_targets_and_the_environments_bounds():
     settings = read_settings(SETTINGS_FILE, {"prefill": (2, 4), "decode": (1, 3)})
-    planner = settings["planner targets"]
-    assert (planner["prefill"].metric, planner["prefill"].target, planner["prefill"].kind) == (
-        "ttft_ms",
-        500.0,
-        "target",
-    )
-    assert (planner["decode"].metric, planner["decode"].target) == ("itl_ms", 50.0)
-    assert (planner["prefill"].min_count, planner["prefill"].max_count) == (2, 4)
-    assert (planner["decode"].min_count, planner["decode"].max_count) == (1, 3)
-    assert settings["load 70%, steps"]["decode"].steps == (Step(1.0, 1), Step(1.3, 2))
+    [prefill], [decode] = settings["planner targets"]["prefill"], settings["planner targets"]["decode"]
+    assert (prefill.metric, prefill.target, prefill.kind, prefill.scales_in) == ("ttft_ms", 500.0, "target", True)
+    assert (decode.metric, decode.target) == ("itl_ms", 50.0)
+    assert (prefill.min_count, prefill.max_count) == (2, 4)
+    assert (decode.min_count, decode.max_count) == (1, 3)
+    assert settings["load 70%, steps"]["decode"][0].steps == (Step(1.0, 1), Step(1.3, 2))
 
 
 @pytest.mark.parametrize(
@@ -236,7 +379,7 @@ def test_the_shipped_settings_take_dynamos_targets_and_the_environments_bounds()
     [
         ('{ metric = "ttft_ms", cooldown = 60 }', "one: unknown cooldown \\(allowed: metric, target,"),
         ('{ metric = "utilization" }', "one: metric 'utilization' has no default target: give target"),
-        ('{ metric = "p99", target = 1.0 }', "one: metric 'p99' is not one of ttft_ms, itl_ms, utilization"),
+        ('{ metric = "p99", target = 1.0 }', "one: metric 'p99' is not one of ttft_ms, itl_ms, utilization, inflight"),
         ('{ metric = "ttft_ms", min_count = 5 }', "one: need 0 <= min_count <= max_count, got 5, 4"),
     ],
 )
@@ -245,6 +388,27 @@ def test_a_bad_setting_is_one_line_naming_the_file_and_setting(tmp_path, prefill
     path.write_text(f'[[setting]]\nname = "one"\nprefill = {prefill}\ndecode = {{ metric = "itl_ms" }}\n')
     with pytest.raises(ValueError, match=f"^{path}: {message}"):
         read_settings(path, {"prefill": (2, 4), "decode": (2, 4)})
+
+
+def test_a_role_takes_several_policies_as_an_array_of_tables(tmp_path):
+    path = tmp_path / "settings.toml"
+    path.write_text(
+        '[[setting]]\nname = "two"\ndecode = { metric = "itl_ms" }\n'
+        'prefill = [{ metric = "ttft_ms", steps = [[1.0, 1]], scales_in = false },'
+        ' { metric = "inflight", target = 4 }]\n'
+    )
+    prefill = read_settings(path, {"prefill": (2, 4), "decode": (2, 4)})["two"]["prefill"]
+    assert [(p.metric, p.target, p.scales_in) for p in prefill] == [("ttft_ms", 500.0, False), ("inflight", 4, True)]
+
+
+def test_a_roles_policies_on_different_periods_are_one_line_naming_the_file_and_setting(tmp_path):
+    path = tmp_path / "settings.toml"
+    path.write_text(
+        '[[setting]]\nname = "two"\ndecode = { metric = "itl_ms" }\n'
+        'prefill = [{ metric = "ttft_ms" }, { metric = "inflight", target = 4, period_s = 120 }]\n'
+    )
+    with pytest.raises(ValueError, match=f"^{path}: two: prefill: the policies of a role need the same"):
+        cli.fleets(load(ENVIRONMENTS_DIR / "prod.toml"), path)
 
 
 def test_calibration_reads_histogram_sums_and_counts_over_label_sets():
