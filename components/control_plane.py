@@ -122,9 +122,17 @@ class ControlPlane(Construct):
                         placement, subnet_ids=[subnet], security_groups=[*placement.security_groups, peers]
                     ),
                     roles=roles,
-                    container=self._etcd_container(
-                        member, hostnames[index], initial_cluster, config.etcd, data, data.access_point_ids[index], logs
-                    ),
+                    containers=[
+                        self._etcd_container(
+                            member,
+                            hostnames[index],
+                            initial_cluster,
+                            config.etcd,
+                            data,
+                            data.access_point_ids[index],
+                            logs,
+                        )
+                    ],
                     size=TaskSize(config.etcd.cpu, config.etcd.memory),
                     deployment=_member_ordering(self.etcd_members[-1] if self.etcd_members else None, data, roles),
                     registry_arn=discovery.service_arns[member],
@@ -136,34 +144,36 @@ class ControlPlane(Construct):
             name=f"{name}-nats",
             placement=placement,
             roles=roles,
-            container=Container(
-                name="nats",
-                image=config.nats.image,
-                command=[
-                    "nats-server",
-                    "-js",
-                    "-sd",
-                    "/data/jetstream",
-                    "-p",
-                    str(NATS_PORT),
-                    "-m",
-                    str(NATS_MONITOR_PORT),
-                ],
-                ports=[NATS_PORT],
-                logs=logs.group("nats"),
-                readonly_root_filesystem=True,
-                mounts=[Mount(ecs_task_definition.EcsTaskDefinitionVolume(name=DATA_VOLUME), DATA_PATH)],
-                health_check={
-                    "command": [
-                        "CMD-SHELL",
-                        f"wget -q -O /dev/null http://127.0.0.1:{NATS_MONITOR_PORT}/healthz || exit 1",
+            containers=[
+                Container(
+                    name="nats",
+                    image=config.nats.image,
+                    command=[
+                        "nats-server",
+                        "-js",
+                        "-sd",
+                        "/data/jetstream",
+                        "-p",
+                        str(NATS_PORT),
+                        "-m",
+                        str(NATS_MONITOR_PORT),
                     ],
-                    "interval": 15,
-                    "timeout": 5,
-                    "retries": 3,
-                    "startPeriod": 15,
-                },
-            ),
+                    ports=[NATS_PORT],
+                    logs=logs.group("nats"),
+                    readonly_root_filesystem=True,
+                    mounts=[Mount(ecs_task_definition.EcsTaskDefinitionVolume(name=DATA_VOLUME), DATA_PATH)],
+                    health_check={
+                        "command": [
+                            "CMD-SHELL",
+                            f"wget -q -O /dev/null http://127.0.0.1:{NATS_MONITOR_PORT}/healthz || exit 1",
+                        ],
+                        "interval": 15,
+                        "timeout": 5,
+                        "retries": 3,
+                        "startPeriod": 15,
+                    },
+                )
+            ],
             size=TaskSize(config.nats.cpu, config.nats.memory),
             deployment=ONE_TASK_AT_A_TIME,
             registry_arn=discovery.service_arns["nats"],

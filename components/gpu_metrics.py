@@ -60,7 +60,7 @@ class GpuMetrics(Construct):
             cpu=DCGM_EXPORTER_CPU_UNITS,
             memory_reservation=DCGM_EXPORTER_MEMORY_MIB,
         )
-        collector = metrics.collector(scrape=Scrape("gpu", EXPORTER, EXPORTER_PORT), roles=roles)
+        collector = metrics.collector(scrape=Scrape("gpu", EXPORTER, EXPORTER_PORT), roles=roles, logs=exporter.logs)
         task = ecs_task_definition.EcsTaskDefinition(
             self,
             "task",

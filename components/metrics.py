@@ -246,7 +246,6 @@ class Metrics(Construct):
         self._environment = environment
         self._model = model
         self._config = config
-        self._logs = logs
         self.namespace: str = f"Dynamo/{environment}"
         self.log_group: LogGroup = logs.group("metrics")
         self._granted: set[str] = set()
@@ -259,9 +258,10 @@ class Metrics(Construct):
         assert service in published.services, f"{published.name} is not published by {service}"
         return MetricRef(self.namespace, published.name, self.dimensions(service))
 
-    def collector(self, *, scrape: Scrape, roles: TaskRoles) -> Container:
-        """The collector container for a task whose Dynamo container serves ``scrape``; lets the
-        task's role write the metrics (and remote-write them, with a workspace)."""
+    def collector(self, *, scrape: Scrape, roles: TaskRoles, logs: LogGroup) -> Container:
+        """The collector container for a task whose Dynamo container serves ``scrape``, logging
+        to the task's log group; lets the task's role write the metrics (and remote-write them,
+        with a workspace)."""
         self._grant(roles)
         config = collector_config(
             scrape=scrape,
@@ -284,7 +284,7 @@ class Metrics(Construct):
                 "retries": 3,
                 "startPeriod": 15,
             },
-            logs=self._logs.group(scrape.service),
+            logs=logs,
             log_stream_prefix="metrics",
             # A collector that fails must not stop the Dynamo process it watches.
             essential=False,

@@ -98,16 +98,17 @@ class TaskService(Construct):
         name: str,
         placement: Placement,
         roles: TaskRoles,
-        container: Container,
+        containers: Sequence[Container],
         size: TaskSize,
         deployment: Deployment,
         target: LoadBalancerTarget | None = None,
         registry_arn: str | None = None,
-        sidecars: Sequence[Container] = (),
     ) -> None:
-        """``registry_arn``: the Cloud Map service the tasks register in; ``sidecars``: containers
-        beside ``container`` (the metrics collector), which the load balancer never targets."""
+        """``containers``: the main one (Dynamo, etcd or NATS: the load balancer's target, its
+        volumes the task's) first, then its sidecars (the metrics collector);
+        ``registry_arn``: the Cloud Map service the tasks register in."""
         super().__init__(scope, id_)
+        container = containers[0]
         task = ecs_task_definition.EcsTaskDefinition(
             self,
             "task",
@@ -118,7 +119,7 @@ class TaskService(Construct):
             memory=str(size.memory),
             execution_role_arn=roles.execution.arn,
             task_role_arn=roles.task_role_arn,
-            container_definitions=json.dumps([each.definition() for each in (container, *sidecars)]),
+            container_definitions=json.dumps([each.definition() for each in containers]),
             runtime_platform={"operating_system_family": "LINUX", "cpu_architecture": "X86_64"},
             ephemeral_storage=(
                 {"size_in_gib": size.ephemeral_storage_gib}
@@ -139,7 +140,7 @@ class TaskService(Construct):
         load_balancer = None
         if target is not None:
             load_balancer = [target.register(container.name, placement.security_groups[0])]
-        secret_arns = [arn for each in (container, *sidecars) for arn in each.secret_arns]
+        secret_arns = [arn for each in containers for arn in each.secret_arns]
         needs = [*roles.execution.grant_read_secrets(secret_arns), *deployment.after]
         service = ecs_service.EcsService(
             self,

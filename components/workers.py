@@ -210,7 +210,12 @@ class Frontend(Construct):
             name=f"{name}-frontend",
             placement=placement,
             roles=roles,
-            container=container,
+            containers=[
+                container,
+                metrics.collector(
+                    scrape=Scrape("frontend", "localhost", FRONTEND_PORT), roles=roles, logs=container.logs
+                ),
+            ],
             size=TaskSize(config.cpu, config.memory, config.ephemeral_storage_gib),
             deployment=Deployment(
                 desired_count=config.count,
@@ -224,7 +229,6 @@ class Frontend(Construct):
                 replace_before_destroy=True,
             ),
             target=target,
-            sidecars=[metrics.collector(scrape=Scrape("frontend", "localhost", FRONTEND_PORT), roles=roles)],
         )
 
 
@@ -299,7 +303,10 @@ class GpuWorkers(Construct):
             name=f"{name}-{role}",
             placement=placement,
             roles=roles,
-            container=container,
+            containers=[
+                container,
+                metrics.collector(scrape=Scrape(role, "localhost", SYSTEM_PORT), roles=roles, logs=container.logs),
+            ],
             size=TaskSize(config.cpu, config.memory),
             deployment=Deployment(
                 desired_count=config.count,
@@ -307,5 +314,4 @@ class GpuWorkers(Construct):
                 minimum_healthy_percent=minimum_healthy_percent,
                 maximum_percent=maximum_percent,
             ),
-            sidecars=[metrics.collector(scrape=Scrape(role, "localhost", SYSTEM_PORT), roles=roles)],
         )

@@ -32,6 +32,7 @@ from components.gpu_cluster import GpuCluster
 from components.iam import Iam
 from components.load_balancer import LoadBalancer
 from components.logs import LogGroups
+from components.metrics import Metrics
 from components.security_groups import SecurityGroups
 from components.service import Deployment, Placement, TaskService, TaskSize
 from components.workers import DynamoRuntime, Frontend
@@ -210,6 +211,7 @@ def frontend(env: Environment, cluster: FakeCluster) -> dict[str, Any]:
         runtime = DynamoRuntime(
             image=env.image.reference, pull_credentials_arn=None, environment={"ETCD_ENDPOINTS": "x"}, secrets={}
         )
+        logs = LogGroups(stack, "logs", name="dynamo-test", region="us-east-1", account=account, retention_days=7)
         Frontend(
             stack,
             "frontend",
@@ -219,7 +221,10 @@ def frontend(env: Environment, cluster: FakeCluster) -> dict[str, Any]:
             placement=Placement.on(cluster, subnet_ids=["subnet-private-a"], security_groups=[security.frontend]),
             roles=iam.roles_for("frontend"),
             target=balancer.target,
-            logs=LogGroups(stack, "logs", name="dynamo-test", region="us-east-1", account=account, retention_days=7),
+            logs=logs,
+            metrics=Metrics(
+                stack, "metrics", name="dynamo-test", environment="test", model="m", config=env.metrics, logs=logs
+            ),
         )
 
     return synth(build)
@@ -274,14 +279,16 @@ def services_with_secrets(secrets_per_service: list[dict[str, str]], *, kms_key:
                 name=f"dynamo-test-{index}",
                 placement=Placement.on(FARGATE, subnet_ids=["subnet-a"], security_groups=[security.frontend]),
                 roles=iam.roles_for("frontend"),
-                container=Container(
-                    name="app",
-                    image="example/app:1",
-                    command=["app"],
-                    logs=logs.group(f"service-{index}"),
-                    secrets=secrets,
-                    repository_credentials_arn=pull,
-                ),
+                containers=[
+                    Container(
+                        name="app",
+                        image="example/app:1",
+                        command=["app"],
+                        logs=logs.group(f"service-{index}"),
+                        secrets=secrets,
+                        repository_credentials_arn=pull,
+                    )
+                ],
                 size=TaskSize(256, 512),
                 deployment=Deployment(desired_count=1),
             )

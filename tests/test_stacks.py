@@ -11,7 +11,7 @@ from environments import fit
 from environments.loader import ENVIRONMENTS_DIR, load
 from environments.schema import Environment, HcpBackendConfig, S3BackendConfig
 from tests.conftest import ENVIRONMENTS
-from tests.stack_json import construct_path, containers, environment_of, main_container, one, reference_to, resources
+from tests.stack_json import construct_path, environment_of, main_container, one, reference_to, resources
 
 FRONTEND_PORT = 8000
 # The user the vllm-runtime image runs as (container/templates/vllm_runtime.Dockerfile in
@@ -23,6 +23,13 @@ IMAGE_UID, IMAGE_GID = 1000, 0
 def case(request: pytest.FixtureRequest, stacks: dict[str, dict]) -> tuple[Environment, dict]:
     environment = load(ENVIRONMENTS_DIR / f"{request.param}.toml")
     return environment, stacks[request.param]
+
+
+def replica_services(stack: dict) -> list[dict]:
+    """Every awsvpc service: all but the GPU metrics daemon (test_metrics.py has its own tests)."""
+    return [
+        body for body in resources(stack, "aws_ecs_service").values() if body.get("scheduling_strategy") != "DAEMON"
+    ]
 
 
 def gpu_roles(env: Environment) -> list[str]:
@@ -594,7 +601,7 @@ def test_etcd_peers_talk_only_to_each_other_and_nfs_only_from_the_members(case):
     assert services["nats"]["network_configuration"]["security_groups"] == [group["control-plane"]]
     carrying_peers = [
         construct_path(body)
-        for body in resources(stack, "aws_ecs_service").values()
+        for body in replica_services(stack)
         if group["etcd-peers"] in body["network_configuration"]["security_groups"]
     ]
     assert len(carrying_peers) == env.control_plane.etcd_members
@@ -735,7 +742,7 @@ def test_requests_move_to_another_worker_when_theirs_goes_away(case):
 
 def test_services_roll_safely(case):
     env, stack = case
-    for body in resources(stack, "aws_ecs_service").values():
+    for body in replica_services(stack):
         assert body["deployment_circuit_breaker"] == {"enable": True, "rollback": True}
         assert body["network_configuration"]["assign_public_ip"] is False
     for role, worker in env.gpu_workers().items():
@@ -807,8 +814,9 @@ def test_services_wait_for_the_execution_role_policies(case):
     managed = {policy for policy in policies if policy.startswith("aws_iam_role_policy_attachment.")}
     assert len(policies) == (2 if env.model.hf_token_secret_arn or env.image.pull_credentials_secret_arn else 1)
     for body in resources(stack, "aws_ecs_service").values():
-        # etcd and NATS read no secret; everything Dynamo runs may.
-        expected = managed if "/control-plane/" in construct_path(body) else policies
+        # etcd, NATS and the GPU metrics daemon read no secret; everything Dynamo runs may.
+        path = construct_path(body)
+        expected = managed if "/control-plane/" in path or "/gpu-metrics/" in path else policies
         policies_waited_for = set(body["depends_on"]) - set(_ordering(body["depends_on"]))
         assert policies_waited_for == expected, construct_path(body)
 
@@ -909,15 +917,22 @@ def test_scalable_targets_follow_the_configured_bounds(case):
 
 
 def test_only_the_frontend_scales_on_cpu_and_requests(case):
+    """The GPU workers scale on Dynamo's metrics instead (tests/test_metrics.py)."""
     env, stack = case
     policies = list(resources(stack, "aws_appautoscaling_policy").values())
-    metrics = {
+    predefined = {
         p["target_tracking_scaling_policy_configuration"]["predefined_metric_specification"]["predefined_metric_type"]
         for p in policies
+        if "predefined_metric_specification" in (p.get("target_tracking_scaling_policy_configuration") or {})
     }
-    assert metrics == {"ECSServiceAverageCPUUtilization", "ALBRequestCountPerTarget"}
+    assert predefined == {"ECSServiceAverageCPUUtilization", "ALBRequestCountPerTarget"}
     frontend_target = reference_to(stack, "aws_appautoscaling_target", "autoscaling/frontend-target", "resource_id")
-    assert all(p["resource_id"] == frontend_target for p in policies)
+    frontend_policies = [p for p in policies if p["resource_id"] == frontend_target]
+    assert len(frontend_policies) == 2
+    assert all(
+        "predefined_metric_specification" in p["target_tracking_scaling_policy_configuration"]
+        for p in frontend_policies
+    )
 
 
 def test_working_hours_scale_everything_to_zero_only_where_configured(case):
@@ -935,17 +950,32 @@ def test_working_hours_scale_everything_to_zero_only_where_configured(case):
 
 def test_alarms_cover_5xx_unhealthy_targets_and_every_service(case):
     env, stack = case
-    names = {alarm["alarm_name"] for alarm in resources(stack, "aws_cloudwatch_metric_alarm").values()}
+    # The alarms that notify; autoscaling's own alarms act on its policies (test_metrics.py).
+    alarms = [
+        alarm
+        for alarm in resources(stack, "aws_cloudwatch_metric_alarm").values()
+        if "/autoscaling/" not in construct_path(alarm)
+    ]
+    names = {alarm["alarm_name"] for alarm in alarms}
     # nats-below-desired is "NATS down": one task, desired 1.
     services = ["frontend", *gpu_roles(env), *etcd_members(env), "nats"]
     expected = {
         f"{env.stack_name}-alb-5xx",
         f"{env.stack_name}-unhealthy-targets",
         f"{env.stack_name}-etcd-below-quorum-plus-one",
+        f"{env.stack_name}-ttft-over-target",
+        f"{env.stack_name}-itl-over-target",
+        f"{env.stack_name}-no-decode-worker",
+        f"{env.stack_name}-gpu-memory-near-full",
+    }
+    expected |= {
+        f"{env.stack_name}-{role}-at-maximum"
+        for role, worker in env.gpu_workers().items()
+        if worker.min_count < worker.max_count
     }
     assert names == expected | {f"{env.stack_name}-{s}-below-desired" for s in services}
     topic = stack["output"]["alarm_topic_arn"]["value"]
-    for alarm in resources(stack, "aws_cloudwatch_metric_alarm").values():
+    for alarm in alarms:
         assert alarm["alarm_actions"] == [topic] and alarm["ok_actions"] == [topic]
 
 
@@ -978,7 +1008,8 @@ def test_log_groups_have_the_configured_retention(case):
     env, stack = case
     groups = resources(stack, "aws_cloudwatch_log_group").values()
     assert {g["name"] for g in groups} == {
-        f"/ecs/{env.stack_name}/{s}" for s in ["vpc-flow-logs", "etcd", "nats", "frontend", *gpu_roles(env)]
+        f"/ecs/{env.stack_name}/{s}"
+        for s in ["vpc-flow-logs", "metrics", "gpu-metrics", "etcd", "nats", "frontend", *gpu_roles(env)]
     }
     assert all(g["retention_in_days"] == env.logging.retention_days for g in groups)
 
