@@ -104,6 +104,13 @@ CASES: dict[str, Case] = {
     "malformed_secret_arn": single("malformed_secret_arn.toml", "model.hf_token_secret_arn"),
     "malformed_waf_arn": single("malformed_waf_arn.toml", "load_balancer.waf_acl_arn"),
     "arn_in_another_region": single("arn_in_another_region.toml", "load_balancer.certificate_arn"),
+    "gpu_memory_alarm_below_vllm_reserve": single(
+        "gpu_memory_alarm_below_vllm_reserve.toml", "scaling.gpu_memory_alarm_percent"
+    ),
+    "metrics_workspace_and_interval": single(
+        "metrics_workspace_and_interval.toml", "metrics.amp_workspace_arn", "metrics.scrape_interval_seconds"
+    ),
+    "worker_leaves_no_room_for_gpu_metrics": single("worker_leaves_no_room_for_gpu_metrics.toml", "decode.memory"),
     # image, model, load balancer, logging, schedule
     "image_tag_empty": single("image_tag_empty.toml", "image.tag"),
     "image_tag_with_spaces": single("image_tag_with_spaces.toml", "image.tag"),

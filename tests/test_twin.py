@@ -15,6 +15,7 @@ import pytest
 
 from environments.schema import ImageConfig
 from tests.conftest import ENVIRONMENTS, TWIN_REPORTS
+from tests.metrics_usage import uses
 from tests.twin.containers import translate_command
 from tests.twin.install import REQUIREMENTS, dynamo_python, missing, unsupported
 from tests.twin.network import PREFIX, remove_leftovers
@@ -66,11 +67,32 @@ def report(request: pytest.FixtureRequest, synth_dir: Path) -> Report:
 
 def test_every_service_starts_its_desired_count(report: Report, stacks: dict[str, dict]) -> None:
     env = report.stack_name.removeprefix("dynamo-")
+    services = stacks[env]["resource"]["aws_ecs_service"].values()
     desired = {
         body["name"].removeprefix(f"{report.stack_name}-"): body["desired_count"]
-        for body in stacks[env]["resource"]["aws_ecs_service"].values()
+        for body in services
+        if body.get("scheduling_strategy") != "DAEMON"
     }
     assert report.started_counts == desired
+    # The one service the twin does not run, and says so in its report.
+    assert set(report.not_run) == {body["name"] for body in services if body.get("scheduling_strategy") == "DAEMON"}
+
+
+def test_every_dynamo_metric_the_stack_uses_is_in_the_real_metrics_of_the_pinned_dynamo(
+    report: Report, stacks: dict[str, dict]
+) -> None:
+    """Each metric of Dynamo/<env> that a scaling policy, an alarm or the dashboard reads is one
+    the collector of that service publishes, applied to the /metrics of the running Dynamo
+    process (its keep rule and the exporter's selectors: tests/twin/collector.py). The GPU
+    metrics come from the DCGM exporter, which needs GPUs (tests/test_metrics.py checks their
+    names against the exporter's counters file)."""
+    env = report.stack_name.removeprefix("dynamo-")
+    used = {(use.service, use.metric_name) for use in uses(stacks[env], f"Dynamo/{env}") if use.service != "gpu"}
+    assert {service for service, _ in used} == {"frontend", *(role for role in report.served_by_role)}
+    missing = sorted(
+        (service, name) for service, name in used if name not in report.published_metrics.get(service, set())
+    )
+    assert not missing, f"used by the stack, not published from the real /metrics: {missing}"
 
 
 def test_every_task_passes_its_health_check_within_its_start_period_and_retries(report: Report) -> None:

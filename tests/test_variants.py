@@ -10,8 +10,9 @@ import pytest
 
 from environments.loader import load
 from tests.conftest import PROJECT_DIR, run_main
-from tests.stack_json import main_container, one, reference_to, resources
+from tests.stack_json import containers, environment_of, main_container, one, reference_to, resources
 from tests.terraform_env import OfflineTerraform, failure, run_terraform
+from tests.twin import collector
 
 VARIANT_FILE = PROJECT_DIR / "tests" / "variants" / "variant.toml"
 
@@ -33,6 +34,9 @@ def test_frontend_on_the_gpu_fleet_uses_the_capacity_provider_without_gpus(varia
     assert task["requires_compatibilities"] == ["EC2"] and "ephemeral_storage" not in task
     container = main_container(task)
     assert "resourceRequirements" not in container
+    # NVIDIA's runtime is the GPU instances' default (for the GPU metrics daemon) and Dynamo's
+    # image asks for every GPU: "void" gives the frontend none.
+    assert environment_of(container)["NVIDIA_VISIBLE_DEVICES"] == "void"
     service = one(stack, "aws_ecs_service", "frontend/frontend/service")
     assert "launch_type" not in service
     assert service["capacity_provider_strategy"][0]["capacity_provider"] == reference_to(
@@ -102,3 +106,33 @@ def test_variant_validates(variant, terraform: OfflineTerraform):
     assert init.returncode == 0, failure("terraform init -backend=false", init)
     validate = run_terraform(terraform, ["validate", "-no-color"], stack_dir)
     assert validate.returncode == 0, failure("terraform validate", validate)
+
+
+def test_metrics_are_also_remote_written_to_the_configured_prometheus_workspace(variant):
+    """A second pipeline per collector: cumulative (as remote write expects), SigV4-signed, and
+    each task role may write to that workspace only."""
+    env, stack, _ = variant
+    workspace = env.metrics.amp_workspace_arn
+    assert workspace is not None
+    for body in resources(stack, "aws_ecs_task_definition").values():
+        for container in containers(body):
+            if container["name"] != "metrics":
+                continue
+            config = collector.config_of(container)
+            remote = config["service"]["pipelines"]["metrics/prometheus"]
+            assert remote["exporters"] == ["prometheusremotewrite"] and "cumulativetodelta" not in remote["processors"]
+            exporter = config["exporters"]["prometheusremotewrite"]
+            assert exporter["endpoint"] == (
+                "https://aps-workspaces.us-east-1.amazonaws.com/workspaces/ws-01234567-89ab-cdef-0123-456789abcdef"
+                "/api/v1/remote_write"
+            )
+            assert exporter["auth"] == {"authenticator": "sigv4auth"}
+            assert config["extensions"]["sigv4auth"] == {"region": "us-east-1", "service": "aps"}
+            assert "sigv4auth" in config["service"]["extensions"]
+    writers = [
+        statement
+        for body in resources(stack, "aws_iam_role_policy").values()
+        for statement in json.loads(body["policy"])["Statement"]
+        if "aps:RemoteWrite" in statement["Action"]
+    ]
+    assert len(writers) == 3 and all(statement["Resource"] == workspace for statement in writers)

@@ -61,6 +61,9 @@ class Service:
     security_groups: tuple[str, ...]
     cloud_map_name: str | None  # e.g. etcd.dynamo-staging.local
     target_port: int | None  # container port registered in the ALB target group
+    # The metrics collector beside the main container, if any (components/metrics.py). The twin
+    # does not run its image; it reads /metrics where the collector's configuration says to.
+    collector: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -77,6 +80,7 @@ class StackPlan:
     rules: tuple[Rule, ...]
     balancer: Balancer
     instance_user_data: str  # the GPU launch template's user data script, decoded
+    not_run: dict[str, str]  # service name -> why the twin does not run it
 
 
 def _referenced(value: str, resource_type: str) -> str:
@@ -114,9 +118,16 @@ def read_plan(stack_file: Path) -> StackPlan:
     }
     task_definitions = resources["aws_ecs_task_definition"]
     services = {}
+    not_run = {}
     for body in resources["aws_ecs_service"].values():
+        if body.get("scheduling_strategy") == "DAEMON":
+            not_run[body["name"]] = "a daemon on the GPU instances (the DCGM exporter needs GPUs; there are none here)"
+            continue
         definition = task_definitions[_referenced(body["task_definition"], "aws_ecs_task_definition")]
-        (container,) = json.loads(definition["container_definitions"])
+        definitions = json.loads(definition["container_definitions"])
+        (container,) = [each for each in definitions if each["essential"]]
+        sidecars = {each["name"]: each for each in definitions if not each["essential"]}
+        assert set(sidecars) <= {"metrics"}, f"{body['name']}: the twin knows no sidecar but the metrics collector"
         registry = body.get("service_registries")
         balancers = body.get("load_balancer") or []
         role = body["name"].removeprefix(f"{stack_name}-")
@@ -133,6 +144,7 @@ def read_plan(stack_file: Path) -> StackPlan:
             if registry
             else None,
             target_port=balancers[0]["container_port"] if balancers else None,
+            collector=sidecars.get("metrics"),
         )
 
     rules = []
@@ -167,4 +179,5 @@ def read_plan(stack_file: Path) -> StackPlan:
         ),
         # An HCL string literal escapes like JSON; "$${" would be a literal "${" (none here).
         instance_user_data=json.loads(f'"{user_data["body"]}"').replace("$${", "${"),
+        not_run=not_run,
     )

@@ -24,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.twin import collector
 from tests.twin.containers import image_user, map_paths, translate_command, translate_health_check
 from tests.twin.network import Fabric, remove_leftovers
 from tests.twin.plan import Rule, Service, StackPlan
@@ -500,14 +501,22 @@ class Twin:
     # --- inside a task -----------------------------------------------------------
 
     def metrics(self, task: Task) -> str:
-        """The task's /metrics, read from inside its namespace (as a sidecar would)."""
+        """A worker's /metrics on its system port, read from inside its namespace."""
         port = next(
             item["value"] for item in task.service.container["environment"] if item["name"] == "DYN_SYSTEM_PORT"
         )
-        probe = (
-            "import urllib.request; "
-            f"print(urllib.request.urlopen('http://127.0.0.1:{port}/metrics', timeout=5).read().decode())"
-        )
+        return self._get_inside(task, f"http://127.0.0.1:{port}/metrics")
+
+    def scrape(self, task: Task) -> str:
+        """What the task's metrics collector reads: the target and path its configuration names
+        (tests/twin/collector.py), from inside the task's namespace."""
+        assert task.service.collector is not None, f"{task.key} has no metrics collector"
+        scrape = collector.target(collector.config_of(task.service.collector))
+        host = "127.0.0.1" if scrape.host == "localhost" else scrape.host
+        return self._get_inside(task, f"http://{host}:{scrape.port}{scrape.path}")
+
+    def _get_inside(self, task: Task, url: str) -> str:
+        probe = f"import urllib.request; print(urllib.request.urlopen({url!r}, timeout=5).read().decode())"
         result = subprocess.run(
             self.fabric.exec_argv(task.key) + [str(self.dynamo_python), "-c", probe],
             capture_output=True,

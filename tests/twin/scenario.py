@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+from tests.twin import collector
 from tests.twin.runtime import DrillResult, Response, Twin
 
 # How long each drill watches before it may conclude: longer than the processes need to
@@ -42,6 +43,9 @@ class Report:
     stream_across_kill: Response | None = None
     migration_attempted: bool = False
     drill_drops: dict[tuple[str, str], int] = field(default_factory=dict)
+    # role -> the metric names its collector would publish, read from a running task's /metrics
+    published_metrics: dict[str, set[str]] = field(default_factory=dict)
+    not_run: dict[str, str] = field(default_factory=dict)
 
     def lines(self) -> list[str]:
         out = [f"{self.stack_name}: serving after {self.startup_seconds:.1f}s; model {self.served_model!r}"]
@@ -59,6 +63,12 @@ class Report:
         )
         for role, dropped in sorted(self.dropped_args.items()):
             out.append(f"  {role}: vLLM arguments the mocker does not take: {', '.join(dropped) or 'none'}")
+        out.append(
+            "  metrics its collector would publish, from the real /metrics: "
+            + "; ".join(f"{role} {', '.join(sorted(names))}" for role, names in sorted(self.published_metrics.items()))
+        )
+        for name, why in sorted(self.not_run.items()):
+            out.append(f"  not run here: {name}, {why}")
         out.append(
             f"  dropped by security groups while serving: {self._drops(self.serving_drops)}; during the drills: "
             f"{self._drops(self.drill_drops)}"
@@ -119,6 +129,12 @@ def serve(twin: Twin, report: Report) -> None:
     report.streamed_chat = twin.completion(stream=True, max_tokens=32)
     report.plain_completion = twin.completion(stream=False, chat=False, max_tokens=8)
     report.served_by_role = {role: twin.requests_served(role) for role in twin.worker_roles()}
+    # After the completions, so that the latency histograms have observations.
+    for role, service in twin.plan.services.items():
+        if service.collector is not None:
+            text = twin.scrape(twin.running(role)[0])
+            report.published_metrics[role] = collector.published(collector.config_of(service.collector), text)
+    report.not_run = dict(twin.plan.not_run)
     report.serving_drops = twin.drops()
 
 
