@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from cdktf import TerraformResourceLifecycle
 from constructs import Construct
@@ -91,21 +91,16 @@ class Autoscaling(Construct):
             ("ECSServiceAverageCPUUtilization", frontend.cpu_target_percent, None),
             ("ALBRequestCountPerTarget", frontend.requests_per_target, request_count_label),
         ):
-            appautoscaling_policy.AppautoscalingPolicy(
-                self,
+            self._policy(
                 f"frontend-{metric}",
-                name=f"{name}-frontend-{metric}",
-                policy_type="TargetTrackingScaling",
-                service_namespace=front.service_namespace,
-                scalable_dimension=front.scalable_dimension,
-                resource_id=front.resource_id,
+                name,
+                front,
                 target_tracking_scaling_policy_configuration={
                     "target_value": value,
                     "scale_in_cooldown": SCALE_IN_COOLDOWN_SECONDS,
                     "scale_out_cooldown": SCALE_OUT_COOLDOWN_SECONDS,
                     "predefined_metric_specification": {"predefined_metric_type": metric, "resource_label": label},
                 },
-                lifecycle=REPLACE_FIRST,
             )
 
         for role, policies in worker_policies.items():
@@ -135,21 +130,16 @@ class Autoscaling(Construct):
             )
             for (_, adjustment), lower, upper in zip(policy.steps, bounds, bounds[1:], strict=False)
         ]
-        scaling = appautoscaling_policy.AppautoscalingPolicy(
-            self,
+        scaling = self._policy(
             f"{policy.name}-steps",
-            name=f"{name}-{policy.name}-steps",
-            policy_type="StepScaling",
-            service_namespace=target.service_namespace,
-            scalable_dimension=target.scalable_dimension,
-            resource_id=target.resource_id,
+            name,
+            target,
             step_scaling_policy_configuration={
                 "adjustment_type": "ChangeInCapacity",
                 "cooldown": policy.scale_out_cooldown_seconds,
                 "metric_aggregation_type": "Average",
                 "step_adjustment": steps,
             },
-            lifecycle=REPLACE_FIRST,
         )
         metric = metrics.metric(LATENCY_METRICS[policy.signal], "frontend")
         cloudwatch_metric_alarm.CloudwatchMetricAlarm(
@@ -180,14 +170,10 @@ class Autoscaling(Construct):
         (each publishes its own gauge; a worker still loading its model has no generate
         endpoint yet and publishes none, so it does not dilute the mean)."""
         metric = metrics.metric(WORKER_INFLIGHT, policy.role)
-        appautoscaling_policy.AppautoscalingPolicy(
-            self,
+        self._policy(
             f"{policy.name}-tracking",
-            name=f"{name}-{policy.name}-tracking",
-            policy_type="TargetTrackingScaling",
-            service_namespace=target.service_namespace,
-            scalable_dimension=target.scalable_dimension,
-            resource_id=target.resource_id,
+            name,
+            target,
             target_tracking_scaling_policy_configuration={
                 "target_value": policy.target,
                 "scale_out_cooldown": policy.scale_out_cooldown_seconds,
@@ -199,7 +185,29 @@ class Autoscaling(Construct):
                     "statistic": "Average",
                 },
             },
+        )
+
+    def _policy(
+        self,
+        id_: str,
+        name: str,
+        target: appautoscaling_target.AppautoscalingTarget,
+        **configuration: Any,
+    ) -> appautoscaling_policy.AppautoscalingPolicy:
+        """A policy named ``<stack>-<id_>`` on ``target``: target tracking or step scaling, by
+        which configuration it is given."""
+        return appautoscaling_policy.AppautoscalingPolicy(
+            self,
+            id_,
+            name=f"{name}-{id_}",
+            policy_type="StepScaling"
+            if "step_scaling_policy_configuration" in configuration
+            else "TargetTrackingScaling",
+            service_namespace=target.service_namespace,
+            scalable_dimension=target.scalable_dimension,
+            resource_id=target.resource_id,
             lifecycle=REPLACE_FIRST,
+            **configuration,
         )
 
     def _working_hours(

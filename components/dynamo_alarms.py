@@ -11,7 +11,7 @@ from constructs import Construct
 from components.alarms import metric_query
 from components.autoscaling import ScaledService
 from components.aws import cloudwatch_metric_alarm
-from components.metrics import GPU_MEMORY_USED, ITL, TTFT, Metrics
+from components.metrics import GPU_MEMORY_USED, ITL, TTFT, MetricRef, Metrics
 from environments.schema import ScalingConfig
 
 # A role at its maximum for this long is not a burst: its policies want more than it may have.
@@ -45,26 +45,17 @@ class DynamoAlarms(Construct):
             ("ttft", TTFT, config.ttft_target_ms),
             ("itl", ITL, config.itl_target_ms),
         ):
-            metric = metrics.metric(published, "frontend")
-            cloudwatch_metric_alarm.CloudwatchMetricAlarm(
-                self,
+            self._over(
                 f"{short_name}-over-target",
-                alarm_name=f"{name}-{short_name}-over-target",
-                alarm_description=(
+                (
                     f"Mean {short_name.upper()} at the frontends over its target ({target_ms} ms, scaling.{short_name}"
                     f"_target_ms) for {minutes} minutes: the workers' policies have not caught up (cold start, or the "
                     "role at its max_count)."
                 ),
-                namespace=metric.namespace,
-                metric_name=metric.metric_name,
-                dimensions=metric.dimensions,
+                metrics.metric(published, "frontend"),
                 statistic="Average",
-                period=60,
-                evaluation_periods=minutes,
-                comparison_operator="GreaterThanThreshold",
+                minutes=minutes,
                 threshold=target_ms / 1000,
-                treat_missing_data="notBreaching",
-                **self._common,
             )
         self._no_decode(workers["decode"])
         for role, scaled in workers.items():
@@ -127,23 +118,35 @@ class DynamoAlarms(Construct):
     def _gpu_memory(self, metrics: Metrics, percent: int, gpu_memory_mib: int) -> None:
         """The fullest GPU of the fleet: DCGM reports each GPU's framebuffer used, in MiB; the
         threshold is that share of the instance type's GPU memory (environments/catalog.py)."""
-        metric = metrics.metric(GPU_MEMORY_USED, "gpu")
         threshold = gpu_memory_mib * percent // 100
-        cloudwatch_metric_alarm.CloudwatchMetricAlarm(
-            self,
+        self._over(
             "gpu-memory-near-full",
-            alarm_name=f"{self._name}-gpu-memory-near-full",
-            alarm_description=(
+            (
                 f"A GPU has more than {percent}% of its {gpu_memory_mib} MiB in use ({threshold} MiB, "
                 "scaling.gpu_memory_alarm_percent) for 5 minutes: beyond what vLLM reserves, so something else holds "
                 "GPU memory or the next allocation fails (DCGM exporter)."
             ),
+            metrics.metric(GPU_MEMORY_USED, "gpu"),
+            statistic="Maximum",
+            minutes=5,
+            threshold=threshold,
+        )
+
+    def _over(
+        self, id_: str, description: str, metric: MetricRef, *, statistic: str, minutes: int, threshold: float
+    ) -> None:
+        """A one-minute metric over ``threshold`` for ``minutes``; no data (no traffic) is not a breach."""
+        cloudwatch_metric_alarm.CloudwatchMetricAlarm(
+            self,
+            id_,
+            alarm_name=f"{self._name}-{id_}",
+            alarm_description=description,
             namespace=metric.namespace,
             metric_name=metric.metric_name,
             dimensions=metric.dimensions,
-            statistic="Maximum",
+            statistic=statistic,
             period=60,
-            evaluation_periods=5,
+            evaluation_periods=minutes,
             comparison_operator="GreaterThanThreshold",
             threshold=threshold,
             treat_missing_data="notBreaching",
