@@ -18,6 +18,8 @@ from environments.schema import DCGM_EXPORTER_CPU_UNITS, DCGM_EXPORTER_MEMORY_MI
 
 EXPORTER = "dcgm-exporter"
 EXPORTER_PORT = 9400  # DCGM_EXPORTER_LISTEN's default
+# A hard limit twice what it reserves: a leak stops the exporter, not the instance's workers.
+EXPORTER_MEMORY_LIMIT_MIB = 2 * DCGM_EXPORTER_MEMORY_MIB
 
 
 class GpuMetrics(Construct):
@@ -59,6 +61,7 @@ class GpuMetrics(Construct):
             logs=logs.group("gpu-metrics"),
             cpu=DCGM_EXPORTER_CPU_UNITS,
             memory_reservation=DCGM_EXPORTER_MEMORY_MIB,
+            memory=EXPORTER_MEMORY_LIMIT_MIB,
         )
         collector = metrics.collector(scrape=Scrape("gpu", EXPORTER, EXPORTER_PORT), roles=roles, logs=exporter.logs)
         task = ecs_task_definition.EcsTaskDefinition(

@@ -324,6 +324,7 @@ def test_the_gpu_exporter_is_a_daemon_that_reserves_no_gpu(case):
     assert not exporter["portMappings"], "nothing listens on the instance's address"
     assert metrics["links"] == ["dcgm-exporter"]
     assert (exporter["cpu"], exporter["memoryReservation"]) == (DCGM_EXPORTER_CPU_UNITS, DCGM_EXPORTER_MEMORY_MIB)
+    assert exporter["memory"] > exporter["memoryReservation"]
 
 
 @pytest.mark.parametrize("existing", [None, {"log-driver": "json-file", "runtimes": {"custom": {"path": "/x"}}}])

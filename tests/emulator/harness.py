@@ -117,6 +117,11 @@ def _patch_ecs_create_service() -> None:
     healthCheckGracePeriodSeconds back in DescribeServices; moto 5.2 drops them, so every
     re-plan wants to replace the services on the GPU capacity provider and update the rest.
 
+    A service without awsvpc (the GPU metrics daemon, bridge network mode) has no
+    networkConfiguration in real ECS's DescribeServices; moto 5.2 returns an empty one, and
+    the AWS provider 5.100 dereferences its missing awsvpcConfiguration and crashes
+    (flattenNetworkConfiguration, internal/service/ecs/service.go).
+
     Real ECS also starts the tasks and reports them in runningCount; moto 5.2 starts none
     (runningCount 0 unless MOTO_ECS_SERVICE_RUNNING says otherwise, for every service),
     so a service with wait_for_steady_state would wait for its whole timeout. A new
@@ -134,6 +139,8 @@ def _patch_ecs_create_service() -> None:
             value = self._get_param(name)
             if value is not None:
                 setattr(service, xform_name(name), value)
+        if not service.network_configuration:
+            service.network_configuration = None
         service.running_count, service.pending_count = service.desired_count, 0
         for deployment in service.deployments:
             deployment.update(runningCount=service.desired_count, pendingCount=0, rolloutState="COMPLETED")
