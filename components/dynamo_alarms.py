@@ -1,9 +1,10 @@
 """Alarms on Dynamo's own signals, to the environment's SNS topic: latency over its target, no
-decode worker running, a worker role pinned at its maximum, GPU memory near full. (etcd and
+decode worker ready, a worker role pinned at its maximum, GPU memory near full. (etcd and
 NATS down are components/alarms.py's, with the load balancer's.)"""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 
 from constructs import Construct
@@ -11,14 +12,12 @@ from constructs import Construct
 from components.alarms import metric_query
 from components.autoscaling import ScaledService
 from components.aws import cloudwatch_metric_alarm
-from components.metrics import GPU_MEMORY_USED, ITL, TTFT, MetricRef, Metrics
+from components.gpu_cluster import INSTANCE_WARMUP_SECONDS
+from components.metrics import GPU_MEMORY_USED, ITL, TTFT, WORKER_INFLIGHT, MetricRef, Metrics
 from environments.schema import ScalingConfig
 
 # A role at its maximum for this long is not a burst: its policies want more than it may have.
 AT_MAXIMUM_MINUTES = 15
-# Long enough for ECS to replace a task that stopped; a decode worker that never starts
-# (no capacity, a crash loop) stays at zero.
-NO_DECODE_MINUTES = 3
 
 
 class DynamoAlarms(Construct):
@@ -35,8 +34,10 @@ class DynamoAlarms(Construct):
         metrics: Metrics,
         workers: Mapping[str, ScaledService],
         gpu_memory_mib: int,
+        cold_start_seconds: float,
     ) -> None:
-        """``workers``: every GPU worker role's service and bounds; ``gpu_memory_mib``: one GPU's memory."""
+        """``workers``: every GPU worker role's service and bounds; ``gpu_memory_mib``: one GPU's
+        memory; ``cold_start_seconds``: the environment's estimate for a new worker (environments/fit.py)."""
         super().__init__(scope, id_)
         self._name = name
         self._common = {"alarm_actions": [topic_arn], "ok_actions": [topic_arn]}
@@ -57,36 +58,54 @@ class DynamoAlarms(Construct):
                 minutes=minutes,
                 threshold=target_ms / 1000,
             )
-        self._no_decode(workers["decode"])
+        self._no_ready_decode(workers["decode"], metrics, cold_start_seconds)
         for role, scaled in workers.items():
             if scaled.min_count < scaled.max_count:
                 self._at_maximum(role, scaled)
         self._gpu_memory(metrics, config.gpu_memory_alarm_percent, gpu_memory_mib)
 
-    def _no_decode(self, decode: ScaledService) -> None:
-        """Every request needs a decode worker. Outside working hours (a schedule) the desired
-        count is 0 on purpose, so the alarm asks for one running only when one is desired."""
+    def _no_ready_decode(self, decode: ScaledService, metrics: Metrics, cold_start_seconds: float) -> None:
+        """Every request needs a decode worker. A worker is ready once its generate endpoint is
+        registered, and only then does its collector publish the generate endpoint's in-flight
+        gauge (measured with the 1.2.1 mocker: the series appears with /health turning 200;
+        dynamo.vllm registers generate after its engine is up, worker_factory.py), so the
+        gauge's sample count counts ready workers, where Container Insights' RunningTaskCount
+        would count one still loading its model. The alarm waits for what a replacement needs
+        (the cold start, and an instance launch), so a rollout or the morning's scheduled
+        scale-up does not page, and asks for a ready worker only when one is desired (a
+        scheduled zero does not page either). A collector that stops publishing looks the same."""
+        minutes = math.ceil((cold_start_seconds + INSTANCE_WARMUP_SECONDS) / 60)
         dimensions = {"ClusterName": decode.service.cluster_name, "ServiceName": decode.service.service_name}
+        ready = metrics.metric(WORKER_INFLIGHT, "decode")
         cloudwatch_metric_alarm.CloudwatchMetricAlarm(
             self,
-            "no-decode-worker",
-            alarm_name=f"{self._name}-no-decode-worker",
+            "no-ready-decode-worker",
+            alarm_name=f"{self._name}-no-ready-decode-worker",
             alarm_description=(
-                f"No decode worker running for {NO_DECODE_MINUTES} minutes while at least one is desired: no request "
-                "can be served (Container Insights)."
+                f"No decode worker ready (reporting its generate endpoint) for {minutes} minutes while at least one is "
+                "desired, longer than a replacement needs: no request can be served. Or its metrics collector is down."
             ),
             comparison_operator="GreaterThanOrEqualToThreshold",
             threshold=1,
-            evaluation_periods=NO_DECODE_MINUTES,
+            evaluation_periods=minutes,
             metric_query=[
                 cloudwatch_metric_alarm.CloudwatchMetricAlarmMetricQuery(
                     id="none",
-                    expression="IF(FILL(desired, 0) >= 1 AND FILL(running, 0) < 1, 1, 0)",
-                    label="desired but none running",
+                    expression="IF(FILL(desired, 0) >= 1 AND FILL(ready, 0) < 1, 1, 0)",
+                    label="desired but none ready",
                     return_data=True,
                 ),
                 metric_query("desired", "DesiredTaskCount", dimensions, namespace="ECS/ContainerInsights", period=60),
-                metric_query("running", "RunningTaskCount", dimensions, namespace="ECS/ContainerInsights", period=60),
+                cloudwatch_metric_alarm.CloudwatchMetricAlarmMetricQuery(
+                    id="ready",
+                    metric={
+                        "namespace": ready.namespace,
+                        "metric_name": ready.metric_name,
+                        "dimensions": ready.dimensions,
+                        "period": 60,
+                        "stat": "SampleCount",
+                    },
+                ),
             ],
             treat_missing_data="notBreaching",
             **self._common,

@@ -25,6 +25,7 @@ from components.network import Network
 from components.security_groups import SecurityGroups
 from components.service import Placement, TaskService
 from components.workers import DynamoRuntime, Frontend, GpuWorkers, WorkerStart
+from environments.fit import cold_start
 from environments.policies import worker_policies
 from environments.schema import Environment, HcpBackendConfig, S3BackendConfig
 
@@ -202,6 +203,8 @@ class DynamoStack(TerraformStack):
             etcd_members=control.etcd_members,
         )
         gpu_memory_mib = env.gpu_fleet.instance.gpu_memory_mib
+        facts = env.model.model_facts
+        assert facts is not None, "the schema refuses a model without facts"
         DynamoAlarms(
             self,
             "dynamo-alarms",
@@ -211,6 +214,7 @@ class DynamoStack(TerraformStack):
             metrics=self.metrics,
             workers={role: scaled[role] for role in env.gpu_workers()},
             gpu_memory_mib=gpu_memory_mib,
+            cold_start_seconds=cold_start(env, facts).total,
         )
         dashboard = Dashboard(
             self,

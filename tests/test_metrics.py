@@ -12,7 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from components.metrics import PUBLISHED, published_by
+from components.gpu_cluster import INSTANCE_WARMUP_SECONDS
+from components.metrics import PUBLISHED, WORKER_INFLIGHT, published_by
+from environments.fit import cold_start
 from environments.loader import ENVIRONMENTS_DIR, load
 from environments.policies import LATENCY_STEPS, TARGET_TRACKING_SCALE_OUT_MINUTES, worker_policies
 from environments.schema import DCGM_EXPORTER_CPU_UNITS, DCGM_EXPORTER_MEMORY_MIB, Environment
@@ -225,17 +227,23 @@ def test_latency_alarms_notify_when_the_mean_stays_over_target(case):
         assert alarm["alarm_actions"] == [topic]
 
 
-def test_no_decode_worker_alarm_ignores_a_scheduled_zero(case):
-    _, stack = case
-    alarm = one(stack, "aws_cloudwatch_metric_alarm", "dynamo-alarms/no-decode-worker")
+def test_no_ready_decode_worker_alarm_waits_for_a_replacement_and_ignores_a_scheduled_zero(case):
+    env, stack = case
+    alarm = one(stack, "aws_cloudwatch_metric_alarm", "dynamo-alarms/no-ready-decode-worker")
     (expression,) = [query["expression"] for query in alarm["metric_query"] if query.get("return_data")]
-    assert "desired" in expression and ">= 1" in expression
-    names = {query["metric"]["metric_name"] for query in alarm["metric_query"] if "metric" in query}
-    assert names == {"DesiredTaskCount", "RunningTaskCount"}
-    service = reference_to(stack, "aws_ecs_service", "decode/decode/service", "name")
-    assert {query["metric"]["dimensions"]["ServiceName"] for query in alarm["metric_query"] if "metric" in query} == {
-        service
-    }
+    assert expression == "IF(FILL(desired, 0) >= 1 AND FILL(ready, 0) < 1, 1, 0)"
+    metrics = {query["id"]: query["metric"] for query in alarm["metric_query"] if "metric" in query}
+    assert metrics["desired"]["metric_name"] == "DesiredTaskCount"
+    assert metrics["desired"]["dimensions"]["ServiceName"] == reference_to(
+        stack, "aws_ecs_service", "decode/decode/service", "name"
+    )
+    # Ready workers: each publishes its generate endpoint's gauge only once it serves.
+    assert (metrics["ready"]["metric_name"], metrics["ready"]["stat"]) == (WORKER_INFLIGHT.name, "SampleCount")
+    assert metrics["ready"]["dimensions"]["Service"] == "decode"
+    facts = env.model.model_facts
+    assert facts is not None
+    replacement = cold_start(env, facts).total + INSTANCE_WARMUP_SECONDS
+    assert alarm["evaluation_periods"] * 60 >= replacement > (alarm["evaluation_periods"] - 1) * 60
 
 
 def test_gpu_memory_alarm_is_above_what_vllm_reserves(case):

@@ -965,7 +965,7 @@ def test_alarms_cover_5xx_unhealthy_targets_and_every_service(case):
         f"{env.stack_name}-etcd-below-quorum-plus-one",
         f"{env.stack_name}-ttft-over-target",
         f"{env.stack_name}-itl-over-target",
-        f"{env.stack_name}-no-decode-worker",
+        f"{env.stack_name}-no-ready-decode-worker",
         f"{env.stack_name}-gpu-memory-near-full",
     }
     expected |= {
