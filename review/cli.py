@@ -89,8 +89,9 @@ def environment_file(directory: Path, name: str) -> Environment | None:
         return None
 
 
-def _base_ref(ref: str, workdir: Path, names: list[str]) -> tuple[Path, Path]:
-    """(its synth output, its environments/) from a temporary worktree; removed by the caller."""
+def _base_ref(ref: str, workdir: Path, names: list[str], *, synth: bool) -> tuple[Path, Path]:
+    """(its synth output, its environments/) from a temporary worktree; removed by the caller.
+    With a plan, only its environment files are read: the plan has the stacks."""
     checkout = workdir / "base"
     added = subprocess.run(
         ["git", "-C", str(PROJECT_DIR), "worktree", "add", "--detach", "--quiet", str(checkout), ref],
@@ -101,7 +102,7 @@ def _base_ref(ref: str, workdir: Path, names: list[str]) -> tuple[Path, Path]:
     if added.returncode != 0:
         raise ConfigError([f"--base-ref {ref}: not a commit git can check out here ({added.stderr.strip()})"])
     present = [name for name in names if (checkout / "environments" / f"{name}.toml").is_file()]
-    if present:
+    if present and synth:
         synthesize(checkout, workdir / "base-out", present)
     return workdir / "base-out", checkout / "environments"
 
@@ -154,7 +155,7 @@ def reviews(args: argparse.Namespace, names: list[str], today: datetime.date) ->
         try:
             base_out, base_files = args.base, None
             if args.base_ref:
-                base_out, base_files = _base_ref(args.base_ref, workdir, names)
+                base_out, base_files = _base_ref(args.base_ref, workdir, names, synth=not args.plan_json)
             if args.plan_json:
                 (name,) = names
                 plan = _read_plan(args.plan_json)
