@@ -32,9 +32,9 @@ def flags(changes: list[ResourceChange], *, after: Capacity, stack_name: str) ->
         found += _load_balancer(change)
         found += _ingress(change)
         found += _iam(change)
-        found += _image(change)
+        found += _image(change, stack_name)
     found += _rollouts_to_zero(changes, after, stack_name)
-    found += _security_groups(changes)
+    found += _security_groups(changes, stack_name)
     return sorted(set(found))
 
 
@@ -180,7 +180,7 @@ def _release(image: Any) -> tuple[str, tuple[int, int] | None]:
     return repository, (int(match[1]), int(match[2])) if match else None
 
 
-def _image(change: ResourceChange) -> list[Flag]:
+def _image(change: ResourceChange, stack_name: str) -> list[Flag]:
     if change.type != "aws_ecs_task_definition" or change.before is None or change.after is None:
         return []
     old, new = containers(change.before), containers(change.after)
@@ -195,7 +195,8 @@ def _image(change: ResourceChange) -> list[Flag]:
                     "check",
                     f"Dynamo {earlier[0]}.{earlier[1]} -> {release[0]}.{release[1]} (`{before_image}` -> "
                     f"`{after_image}`): a new release may change flags, ports and health behaviour. Do: re-check "
-                    "the runtime contract (DESIGN.md) and run the twin on this stack (`make twin ENV=...`).",
+                    f"the runtime contract (DESIGN.md) and run the twin on this stack "
+                    f"(`make twin ENV={stack_name.removeprefix('dynamo-')}`).",
                 )
             )
     return found
@@ -222,7 +223,7 @@ def _rollouts_to_zero(changes: list[ResourceChange], after: Capacity, stack_name
     return found
 
 
-def _security_groups(changes: list[ResourceChange]) -> list[Flag]:
+def _security_groups(changes: list[ResourceChange], stack_name: str) -> list[Flag]:
     touched = [
         change
         for change in changes
@@ -235,6 +236,7 @@ def _security_groups(changes: list[ResourceChange]) -> list[Flag]:
             "check",
             f"security groups change ({len(touched)} rule{'s' if len(touched) > 1 else ''} or groups): a rule that "
             "blocks one of Dynamo's flows (README: Security, Private) stops serving as surely as an open one leaks. "
-            "Do: run the twin on this stack (`make twin`), which enforces the rules and counts drops.",
+            f"Do: run the twin on this stack (`make twin ENV={stack_name.removeprefix('dynamo-')}`), which enforces "
+            "the rules and counts drops.",
         )
     ]
