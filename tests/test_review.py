@@ -276,3 +276,27 @@ def test_review_against_an_earlier_synth_directory(synth_dir: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("# Infrastructure review\n\n## dynamo-dev\n")
     assert "**No resource changes.**" in result.stdout
+
+
+def test_a_rollout_that_takes_the_only_decode_worker_down_is_flagged(base_stacks, prices, tmp_path: Path) -> None:
+    changed = variant("staging", {"decode.rollout": "in_place"}, tmp_path)
+    review = reviewed(base_stacks["staging"], changed, prices)
+    (flag,) = [flag for flag in review.flags if "only decode task" in flag.text]
+    assert flag.severity == "high" and 'rollout = "surge"' in flag.text
+
+
+def test_turning_off_prods_deletion_protection_and_access_logs_is_flagged(base_stacks, prices, tmp_path: Path) -> None:
+    changed = variant(
+        "prod", {"load_balancer.deletion_protection": False, "load_balancer.access_logs": False}, tmp_path
+    )
+    review = reviewed(base_stacks["prod"], changed, prices)
+    high = [flag.text for flag in review.flags if flag.severity == "high"]
+    assert any("deletion protection turned off" in text for text in high), high
+    assert any("access logs turned off" in text for text in high), high
+
+
+def test_a_new_secret_widens_iam_by_its_action_only(base_stacks, prices, tmp_path: Path) -> None:
+    changed = variant("staging", {"model.hf_token_secret_arn": HF_TOKEN_SECRET}, tmp_path)
+    review = reviewed(base_stacks["staging"], changed, prices)
+    (flag,) = [flag for flag in review.flags if "IAM widens" in flag.text]
+    assert "`secretsmanager:GetSecretValue`" in flag.text and "wildcard" not in flag.text
