@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import subprocess
 import tempfile
 import tomllib
 from pathlib import Path
@@ -22,7 +23,7 @@ from review.cli import synth_review
 from review.cost import PRICES_FILE, Prices, gpu_instances, load_prices
 from review.render import EnvironmentReview
 from review.stack import Stack, from_synth
-from tests.conftest import run_main
+from tests.conftest import PROJECT_DIR, run_main
 from tests.emulator.upgrades import edited
 from tests.upgrade_table import BY_NAME, HF_TOKEN_SECRET
 
@@ -300,3 +301,14 @@ def test_a_new_secret_widens_iam_by_its_action_only(base_stacks, prices, tmp_pat
     review = reviewed(base_stacks["staging"], changed, prices)
     (flag,) = [flag for flag in review.flags if "IAM widens" in flag.text]
     assert "`secretsmanager:GetSecretValue`" in flag.text and "wildcard" not in flag.text
+
+
+def test_review_against_a_git_ref_removes_its_worktree() -> None:
+    if not (PROJECT_DIR / ".git").exists():
+        pytest.skip("SKIPPED: not a git checkout (a copy of the project): --base-ref needs one")
+    listed = ["git", "-C", str(PROJECT_DIR), "worktree", "list", "--porcelain"]
+    before = subprocess.run(listed, capture_output=True, text=True, timeout=60).stdout
+    result = run_main("review", "--env", "dev", "--base-ref", "HEAD")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("# Infrastructure review\n\n## dynamo-dev\n")
+    assert subprocess.run(listed, capture_output=True, text=True, timeout=60).stdout == before
