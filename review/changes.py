@@ -187,6 +187,7 @@ def plan_changes(plan: dict[str, Any]) -> list[ResourceChange]:
         unknown = sorted(key for key, value in (body.get("after_unknown") or {}).items() if value is True)
         if before is not None and after is not None:
             differ = [path for path in differ if _top(path) not in unknown or _top(path) in after]
-            differ += [f"{key} (known after apply)" for key in unknown if key in (before or {}) and key not in after]
+            if action == UPDATE:  # a new object's computed ids and ARNs are all unknown: no news
+                differ += [f"{key} (known after apply)" for key in unknown if key in before and key not in after]
         found.append(ResourceChange(change["address"], change["type"], action, tuple(differ), before, after))
     return sorted(found, key=lambda change: change.address)

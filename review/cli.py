@@ -80,6 +80,11 @@ def synth_stack(outdir: Path, name: str) -> Stack | None:
     return from_synth(json.loads(path.read_text()), name=f"dynamo-{name}") if path.is_file() else None
 
 
+def _stack_names(outdir: Path | None) -> list[str]:
+    stacks = outdir / "stacks" if outdir else None
+    return [path.name.removeprefix("dynamo-") for path in stacks.glob("dynamo-*")] if stacks and stacks.is_dir() else []
+
+
 def environment_file(directory: Path, name: str) -> Environment | None:
     """The file as this version's schema reads it; None where there is none or it does not load."""
     path = directory / f"{name}.toml"
@@ -89,8 +94,9 @@ def environment_file(directory: Path, name: str) -> Environment | None:
         return None
 
 
-def _base_ref(ref: str, workdir: Path, names: list[str], *, synth: bool) -> tuple[Path, Path]:
+def _base_ref(ref: str, workdir: Path, names: list[str] | None, *, synth: bool) -> tuple[Path, Path]:
     """(its synth output, its environments/) from a temporary worktree; removed by the caller.
+    ``names`` None: every environment the ref has, so that one the working tree removed is reviewed too.
     With a plan, only its environment files are read: the plan has the stacks."""
     checkout = workdir / "base"
     added = subprocess.run(
@@ -101,7 +107,8 @@ def _base_ref(ref: str, workdir: Path, names: list[str], *, synth: bool) -> tupl
     )
     if added.returncode != 0:
         raise ConfigError([f"--base-ref {ref}: not a commit git can check out here ({added.stderr.strip()})"])
-    present = [name for name in names if (checkout / "environments" / f"{name}.toml").is_file()]
+    files = sorted(path.stem for path in (checkout / "environments").glob("*.toml"))
+    present = [name for name in files if names is None or name in names]
     if present and synth:
         synthesize(checkout, workdir / "base-out", present)
     return workdir / "base-out", checkout / "environments"
@@ -135,7 +142,7 @@ def synth_review(
     prices: Prices,
     today: datetime.date,
 ) -> EnvironmentReview:
-    """Two synthesized stacks of one environment (``before`` None: a new environment)."""
+    """Two synthesized stacks of one environment (``before`` None: a new one; ``after`` empty: one removed)."""
     return review(
         before=before,
         after=after,
@@ -144,7 +151,13 @@ def synth_review(
         from_plan=False,
         prices=prices,
         today=today,
-        note="" if before else "A new environment: everything is created.",
+        note=(
+            "A new environment: everything is created."
+            if before is None
+            else "The environment file is gone: every resource of this stack is destroyed."
+            if not after.resources
+            else ""
+        ),
     )
 
 
@@ -155,7 +168,9 @@ def reviews(args: argparse.Namespace, names: list[str], today: datetime.date) ->
         try:
             base_out, base_files = args.base, None
             if args.base_ref:
-                base_out, base_files = _base_ref(args.base_ref, workdir, names, synth=not args.plan_json)
+                base_out, base_files = _base_ref(
+                    args.base_ref, workdir, names if args.env else None, synth=not args.plan_json
+                )
             if args.plan_json:
                 (name,) = names
                 plan = _read_plan(args.plan_json)
@@ -187,6 +202,20 @@ def reviews(args: argparse.Namespace, names: list[str], today: datetime.date) ->
                         today=today,
                     )
                 )
+            # Without --env, an environment the base has and the working tree does not is destroyed.
+            for name in [] if args.env else sorted(set(_stack_names(base_out)) - set(names)):
+                before = synth_stack(base_out, name)
+                if before is not None:
+                    found.append(
+                        synth_review(
+                            before=before,
+                            after=Stack(before.name, before.region, {}),
+                            before_file=environment_file(base_files, name) if base_files else None,
+                            after_file=None,
+                            prices=prices,
+                            today=today,
+                        )
+                    )
             return found
         finally:
             _remove_worktree(workdir)

@@ -84,10 +84,13 @@ def gpu_instances(capacity: Capacity, *, at_max: bool) -> int:
 def estimate(capacity: Capacity, prices: Prices, region: str) -> Estimate | None:
     """None where the table has no price for the region or the instance type."""
     table = prices.regions.get(region)
-    if table is None or capacity.instance_type not in table["gpu_instance_hourly"]:
+    if table is None:
+        return None
+    # No instance type: a stack without a GPU fleet (an environment removed), nothing to price.
+    hourly = table["gpu_instance_hourly"].get(capacity.instance_type, 0.0 if not capacity.instance_type else None)
+    if hourly is None:
         return None
     hours = prices.hours_per_month
-    hourly = table["gpu_instance_hourly"][capacity.instance_type]
     low, high = prices.spot_fraction if capacity.spot else (1.0, 1.0)
 
     def at(at_max: bool) -> dict[str, Amount]:

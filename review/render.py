@@ -74,7 +74,7 @@ def review(
     lines += ["", "### Resources", ""] + _resources(changes)
     lines += ["", "### Capacity", ""] + _capacity(old, new)
     lines += ["", "### Cost", ""] + _cost(cost_before, cost_after, prices, after.region, today, new)
-    lines += ["", "### Topology", "", mermaid(after, new), ""]
+    lines += ["", "### Topology", "", mermaid(after, new) if after.resources else "Nothing is left.", ""]
     return EnvironmentReview(
         after.name,
         from_plan,

@@ -26,6 +26,15 @@ class Flag:
 
 
 def flags(changes: list[ResourceChange], *, after: Capacity, stack_name: str) -> list[Flag]:
+    if changes and all(change.action == DELETE for change in changes) and not after.roles:
+        return [
+            Flag(
+                "high",
+                f"every resource of {stack_name} is destroyed ({len(changes)}), the ALB, the services and etcd's data "
+                "with them. Do: destroy an environment deliberately (`terraform destroy` after a backup), not as a "
+                "side effect of a merge; restore the environment file if it was not meant to go.",
+            )
+        ]
     found: list[Flag] = []
     for change in changes:
         found += _replacements(change)

@@ -312,3 +312,20 @@ def test_review_against_a_git_ref_removes_its_worktree() -> None:
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("# Infrastructure review\n\n## dynamo-dev\n")
     assert subprocess.run(listed, capture_output=True, text=True, timeout=60).stdout == before
+
+
+def test_an_environment_removed_is_one_high_flag_and_no_cost(base_stacks, prices: Prices) -> None:
+    environment, stack = base_stacks["staging"]
+    review = synth_review(
+        before=stack,
+        after=Stack(stack.name, stack.region, {}),
+        before_file=environment,
+        after_file=None,
+        prices=prices,
+        today=TODAY,
+    )
+    assert {change.action for change in review.changes} == {DELETE}
+    (flag,) = review.flags
+    assert flag.severity == "high" and flag.text.startswith("every resource of dynamo-staging is destroyed")
+    assert review.cost_after is not None and review.cost_after.total(at_max=True).high == 0
+    assert "The environment file is gone" in review.markdown
