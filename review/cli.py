@@ -173,52 +173,47 @@ def reviews(args: argparse.Namespace, names: list[str], today: datetime.date) ->
                 )
             if args.plan_json:
                 (name,) = names
-                plan = _read_plan(args.plan_json)
-                before_env = environment_file(base_files, name) if base_files else None
-                return [
-                    review(
-                        before=from_plan(plan, name=f"dynamo-{name}", side="before"),
-                        after=from_plan(plan, name=f"dynamo-{name}", side="after"),
-                        changes=plan_changes(plan),
-                        settings=setting_changes(before_env, environment_file(ENVIRONMENTS_DIR, name)),
-                        from_plan=True,
-                        prices=prices,
-                        today=today,
-                    )
-                ]
+                return [_plan_review(_read_plan(args.plan_json), name, base_files, prices, today)]
             synthesize(PROJECT_DIR, workdir / "head-out", names)
+            # Without --env, an environment the base has and the working tree does not is destroyed.
+            removed = [] if args.env else sorted(set(_stack_names(base_out)) - set(names))
             found = []
-            for name in names:
-                after = synth_stack(workdir / "head-out", name)
-                if after is None:
+            for name in sorted({*names, *removed}):
+                before, after = (
+                    synth_stack(base_out, name) if base_out else None,
+                    synth_stack(workdir / "head-out", name),
+                )
+                if after is None and before is None:
                     continue
                 found.append(
                     synth_review(
-                        before=synth_stack(base_out, name),
-                        after=after,
+                        before=before,
+                        after=after or Stack(f"dynamo-{name}", before.region if before else "", {}),
                         before_file=environment_file(base_files, name) if base_files else None,
                         after_file=environment_file(ENVIRONMENTS_DIR, name),
                         prices=prices,
                         today=today,
                     )
                 )
-            # Without --env, an environment the base has and the working tree does not is destroyed.
-            for name in [] if args.env else sorted(set(_stack_names(base_out)) - set(names)):
-                before = synth_stack(base_out, name)
-                if before is not None:
-                    found.append(
-                        synth_review(
-                            before=before,
-                            after=Stack(before.name, before.region, {}),
-                            before_file=environment_file(base_files, name) if base_files else None,
-                            after_file=None,
-                            prices=prices,
-                            today=today,
-                        )
-                    )
             return found
         finally:
             _remove_worktree(workdir)
+
+
+def _plan_review(
+    plan: dict[str, Any], name: str, base_files: Path | None, prices: Prices, today: datetime.date
+) -> EnvironmentReview:
+    return review(
+        before=from_plan(plan, name=f"dynamo-{name}", side="before"),
+        after=from_plan(plan, name=f"dynamo-{name}", side="after"),
+        changes=plan_changes(plan),
+        settings=setting_changes(
+            environment_file(base_files, name) if base_files else None, environment_file(ENVIRONMENTS_DIR, name)
+        ),
+        from_plan=True,
+        prices=prices,
+        today=today,
+    )
 
 
 def document(found: list[EnvironmentReview]) -> str:
