@@ -179,10 +179,8 @@ def reviews(args: argparse.Namespace, names: list[str], today: datetime.date) ->
             removed = [] if args.env else sorted(set(_stack_names(base_out)) - set(names))
             found = []
             for name in sorted({*names, *removed}):
-                before, after = (
-                    synth_stack(base_out, name) if base_out else None,
-                    synth_stack(workdir / "head-out", name),
-                )
+                before = synth_stack(base_out, name)
+                after = synth_stack(workdir / "head-out", name)
                 if after is None and before is None:
                     continue
                 found.append(
