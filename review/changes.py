@@ -82,6 +82,16 @@ class ResourceChange:
     after: dict[str, Any] | None
 
 
+def same(before: Any, after: Any) -> bool:
+    """Equal, or both unset: a plan's prior state writes a default ("", [], false) where the new
+    configuration leaves the attribute out (null), and neither is a change."""
+    return (
+        before == after
+        or (before in (None, "", False) or before == [] or before == {})
+        and (after in (None, "", False) or after == [] or after == {})
+    )
+
+
 def changed_paths(before: Any, after: Any, prefix: str = "") -> list[str]:
     """Leaf paths where two values differ: `a.b[0].c`."""
     if isinstance(before, dict) and isinstance(after, dict):
@@ -94,7 +104,7 @@ def changed_paths(before: Any, after: Any, prefix: str = "") -> list[str]:
         for index, (old, new) in enumerate(zip(before, after, strict=True)):
             found += changed_paths(old, new, f"{prefix}[{index}]")
         return found
-    return [] if before == after else [prefix]
+    return [] if same(before, after) else [prefix]
 
 
 def _top(path: str) -> str:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from review.changes import ResourceChange
+from review.changes import ResourceChange, same
 
 # What a reviewer reads first, in this order; any other field that changed follows by its name.
 FIELDS = ("image", "command", "environment", "secrets", "cpu", "memory", "resourceRequirements")
@@ -33,7 +33,7 @@ def field_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     lines = []
     for field in [*FIELDS, *sorted((set(old) | set(new)) - set(FIELDS))]:
         before, after = old.get(field), new.get(field)
-        if before == after:
+        if same(before, after):
             continue
         if field == "environment":
             lines += _keyed("environment", _pairs(before, "value"), _pairs(after, "value"), show_values=True)
