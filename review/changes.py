@@ -4,7 +4,8 @@ From a plan, Terraform says the action. From two synthesized stacks it is inferr
 would decide it: an attribute the provider cannot update in place forces a replacement (created first
 where the resource has create_before_destroy), and a resource that refers to a value the change makes
 unknown (the ARN of a replaced task definition, the latest version of an updated launch template)
-is updated, or replaced when that reference is in such an attribute. The plan remains the authority:
+is updated, or replaced when that reference is in such an attribute; so is one that refers to a value the
+change edits (a scaling policy's resource_id, read from its scalable target's). The plan remains the authority:
 a review from synthesized output says it is an inference.
 """
 
@@ -131,7 +132,7 @@ def synth_changes(before: Stack, after: Stack) -> list[ResourceChange]:
             actions[address] = CREATE if old is None else DELETE
             paths[address] = []
             continue
-        differ = changed_paths(old.values, new.values)
+        differ = [path for path in changed_paths(old.values, new.values) if _top(path) not in new.ignored]
         if differ:
             paths[address] = differ
             actions[address] = _action(new.type, differ, new.create_before_destroy)
@@ -156,7 +157,8 @@ def _action(resource_type: str, differ: list[str], create_before_destroy: bool) 
 
 
 def _follow_unknown_values(after: Stack, actions: dict[str, str], paths: dict[str, list[str]]) -> None:
-    """Until nothing more changes: resources that refer to a value the plan will only know after apply."""
+    """Until nothing more changes: resources that refer to a value the change gives another value, or one the
+    plan will only know after apply."""
     settled = False
     while not settled:
         settled = True
@@ -164,9 +166,12 @@ def _follow_unknown_values(after: Stack, actions: dict[str, str], paths: dict[st
             if actions.get(address) in (CREATE, REPLACE, REPLACE_CBD):
                 continue
             for attribute, target, target_attribute in _references(resource.values):
-                if not _unknown_after(after, actions, target, target_attribute):
+                if target_attribute in {_top(path) for path in paths.get(target, [])}:
+                    path = f"{attribute} (from {target}.{target_attribute})"
+                elif _unknown_after(after, actions, target, target_attribute):
+                    path = f"{attribute} (known after apply)"
+                else:
                     continue
-                path = f"{attribute} (known after apply)"
                 if path in paths.get(address, []):
                     continue
                 paths.setdefault(address, []).append(path)

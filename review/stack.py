@@ -20,6 +20,8 @@ class Resource:
     type: str
     values: dict[str, Any]
     create_before_destroy: bool = False
+    # lifecycle.ignore_changes: attributes a plan leaves as they are (desired_count, owned by autoscaling).
+    ignored: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -54,7 +56,13 @@ def from_synth(document: dict[str, Any], *, name: str) -> Stack:
             address = f"{resource_type}.{resource_name}"
             values = {key: value for key, value in body.items() if key not in META_ARGUMENTS}
             lifecycle = body.get("lifecycle", {})
-            resources[address] = Resource(address, resource_type, values, bool(lifecycle.get("create_before_destroy")))
+            resources[address] = Resource(
+                address,
+                resource_type,
+                values,
+                bool(lifecycle.get("create_before_destroy")),
+                frozenset(lifecycle.get("ignore_changes", [])),
+            )
     (provider,) = document["provider"]["aws"]
     return Stack(name, str(provider.get("region", "")), resources)
 
