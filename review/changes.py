@@ -136,7 +136,7 @@ def synth_changes(before: Stack, after: Stack) -> list[ResourceChange]:
         if differ:
             paths[address] = differ
             actions[address] = _action(new.type, differ, new.create_before_destroy)
-    _follow_unknown_values(after, actions, paths)
+    _follow_references(after, actions, paths)
     return [
         ResourceChange(
             address,
@@ -156,7 +156,7 @@ def _action(resource_type: str, differ: list[str], create_before_destroy: bool) 
     return UPDATE
 
 
-def _follow_unknown_values(after: Stack, actions: dict[str, str], paths: dict[str, list[str]]) -> None:
+def _follow_references(after: Stack, actions: dict[str, str], paths: dict[str, list[str]]) -> None:
     """Until nothing more changes: resources that refer to a value the change gives another value, or one the
     plan will only know after apply."""
     settled = False
@@ -166,6 +166,8 @@ def _follow_unknown_values(after: Stack, actions: dict[str, str], paths: dict[st
             if actions.get(address) in (CREATE, REPLACE, REPLACE_CBD):
                 continue
             for attribute, target, target_attribute in _references(resource.values):
+                if attribute in resource.ignored:
+                    continue
                 if target_attribute in {_top(path) for path in paths.get(target, [])}:
                     path = f"{attribute} (from {target}.{target_attribute})"
                 elif _unknown_after(after, actions, target, target_attribute):

@@ -31,8 +31,6 @@ ACTION_WORDS = {
 class EnvironmentReview:
     """Everything one environment's section says, for tests to read without parsing markdown."""
 
-    stack_name: str
-    from_plan: bool
     changes: list[ResourceChange]
     settings: list[str]
     flags: list[Flag]
@@ -40,7 +38,6 @@ class EnvironmentReview:
     after: Capacity
     cost_before: Estimate | None
     cost_after: Estimate | None
-    region: str
     markdown: str
 
 
@@ -75,19 +72,7 @@ def review(
     lines += ["", "### Capacity", ""] + _capacity(old, new)
     lines += ["", "### Cost", ""] + _cost(cost_before, cost_after, prices, after.region, today, new)
     lines += ["", "### Topology", "", mermaid(after, new) if after.resources else "Nothing is left.", ""]
-    return EnvironmentReview(
-        after.name,
-        from_plan,
-        changes,
-        settings,
-        found,
-        old,
-        new,
-        cost_before,
-        cost_after,
-        after.region,
-        "\n".join(lines),
-    )
+    return EnvironmentReview(changes, settings, found, old, new, cost_before, cost_after, "\n".join(lines))
 
 
 def _headline(changes: list[ResourceChange]) -> str:
