@@ -19,7 +19,7 @@ STATE = SERVING_PATH_AND_STATE | {"aws_efs_file_system", "aws_efs_access_point"}
 RELEASE = re.compile(r"^(\d+)\.(\d+)")
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True)
 class Flag:
     severity: str  # "high" (a gap in service or lost state) or "check" (review it knowingly)
     text: str
@@ -44,7 +44,7 @@ def flags(changes: list[ResourceChange], *, after: Capacity, stack_name: str) ->
         found += _image(change, stack_name)
     found += _rollouts_to_zero(changes, after, stack_name)
     found += _security_groups(changes, stack_name)
-    return sorted(set(found))
+    return sorted(set(found), key=lambda flag: (flag.severity != "high", flag.text))  # high first
 
 
 def _replacements(change: ResourceChange) -> list[Flag]:
