@@ -40,7 +40,7 @@ test: $(PY_STAMP) $(NODE_STAMP) twin-deps lint ## every test layer (Terraform, e
 	$(PY) -m pytest
 
 # The quality gate (also run by `make test` and, through .pre-commit-config.yaml, on commit):
-# formatting and lint at 120 columns, and mypy --strict on components/, environments/, main.py.
+# formatting and lint at 120 columns, and mypy --strict on components/, environments/, simulator/, review/, main.py.
 lint: $(PY_STAMP) ## ruff format --check, ruff check, mypy --strict
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/ruff check .
