@@ -34,7 +34,11 @@ MANIFEST = "manifest.json"  # cdktf's list of the stacks in an output directory
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="main.py", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="main.py",
+        description=__doc__.split("\n\n")[0],
+        epilog="python main.py review --help: a pull request's review (what changes, what it risks, what it costs)",
+    )
     parser.add_argument(
         "--env", action="append", default=[], metavar="NAME", help="environment in environments/NAME.toml (repeatable)"
     )
