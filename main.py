@@ -6,6 +6,7 @@
     python main.py --list                # the environments, one line each
     python main.py --show-config --env dev   # dev with every default filled in, as TOML
     python main.py --version
+    python main.py review --base-ref origin/main   # a pull request's review, as markdown (review/cli.py)
     DYNAMO_ECS_PLAIN_IMPORT=1 python main.py   # without the speed-ups (components/_speedups.py)
 
 Exit codes: 0 synthesized; 2 a mistake in an environment file or the command line
@@ -33,7 +34,11 @@ MANIFEST = "manifest.json"  # cdktf's list of the stacks in an output directory
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="main.py", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="main.py",
+        description=__doc__.split("\n\n")[0],
+        epilog="python main.py review --help: a pull request's review (what changes, what it risks, what it costs)",
+    )
     parser.add_argument(
         "--env", action="append", default=[], metavar="NAME", help="environment in environments/NAME.toml (repeatable)"
     )
@@ -256,7 +261,12 @@ def show_config(files: list[Path], shown_as: dict[Path, str], others: list[Path]
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(sys.argv[1:] if argv is None else argv)
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["review"]:
+        from review.cli import main as review
+
+        return review(argv[1:])
+    args = parse_args(argv)
     if args.version:
         print(version())
         return 0

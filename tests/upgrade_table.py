@@ -2,13 +2,10 @@
 
 The one place that says, per change: the edit to the environment file, and per resource
 type the actions its `terraform plan` may take against the applied stack. The emulator
-layer (tests/test_upgrades.py) plans every row and fails on anything else; a later
-pull-request review reads the same rows to label a plan (see `classify`).
+layer (tests/test_upgrades.py) plans every row and fails on anything else.
 
-Actions, from `terraform show -json` (resource_changes[].change.actions):
-  create, update, delete;
-  replace      = ["delete", "create"]: the old object goes first (a gap on the serving path);
-  replace_cbd  = ["create", "delete"]: create_before_destroy, the new object exists first.
+The action words (`classify`) and the serving-path set live in review/actions.py: the
+pull-request review (`main.py review`) labels plans with the same ones.
 Every resource type a row lists must change in its plan, with no action outside its set,
 and every resource type it does not list must stay untouched.
 """
@@ -18,53 +15,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-CREATE, UPDATE, DELETE, REPLACE, REPLACE_CBD = "create", "update", "delete", "replace", "replace_cbd"
-UNCHANGED = frozenset({"no-op", "read"})
-
-# What serves requests or holds state. Never `replace` (destroy first) in a routine change;
-# `delete` and `replace_cbd` only where a row names them for that type.
-SERVING_PATH_AND_STATE = frozenset(
-    {
-        "aws_vpc",
-        "aws_subnet",
-        "aws_internet_gateway",
-        "aws_nat_gateway",
-        "aws_eip",
-        "aws_route_table",
-        "aws_route",
-        "aws_vpc_endpoint",
-        "aws_lb",
-        "aws_lb_listener",
-        "aws_lb_target_group",
-        "aws_security_group",
-        "aws_cloudwatch_log_group",
-        "aws_kms_key",
-        "aws_ecs_cluster",
-        "aws_ecs_capacity_provider",
-        "aws_ecs_cluster_capacity_providers",
-        "aws_autoscaling_group",
-        "aws_launch_template",
-        "aws_ecs_service",
-        "aws_service_discovery_private_dns_namespace",
-        "aws_service_discovery_service",
-        "aws_iam_role",
-        "aws_s3_bucket",
-    }
+from review.actions import (  # noqa: F401  (re-exported: the emulator layer imports them from here)
+    CREATE,
+    DELETE,
+    REPLACE,
+    REPLACE_CBD,
+    SERVING_PATH_AND_STATE,
+    UNCHANGED,
+    UPDATE,
+    classify,
 )
 
 SHIPPED_BASE = "staging"
 HF_TOKEN_SECRET = "arn:aws:secretsmanager:us-east-1:123456789012:secret:dynamo/staging/hf-token-AbCdEf"
 CERTIFICATE = "arn:aws:acm:us-east-1:123456789012:certificate/01234567-89ab-cdef-0123-456789abcdef"
-
-
-def classify(actions: list[str]) -> str:
-    """One word for a resource_changes[].change.actions list."""
-    if actions == ["delete", "create"]:
-        return REPLACE
-    if actions == ["create", "delete"]:
-        return REPLACE_CBD
-    (action,) = actions
-    return action
 
 
 @dataclass(frozen=True)
