@@ -3,6 +3,7 @@ that a synthesized stack and a plan give the same figures."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +24,7 @@ class Role:
     gpus: int  # per task
     fargate: bool
     ephemeral_gib: int  # Fargate ephemeral storage per task (20 GiB are included)
+    daemon: bool = False  # one task per GPU instance (the GPU metrics exporter), counted with the fleet
 
 
 @dataclass(frozen=True)
@@ -63,7 +65,7 @@ def _task_definitions(stack: Stack) -> dict[str, dict[str, Any]]:
     return {str(task.values.get("family")): task.values for task in stack.of_type("aws_ecs_task_definition")}
 
 
-def _roles(stack: Stack) -> tuple[Role, ...]:
+def _roles(stack: Stack, fleet: tuple[int, int]) -> tuple[Role, ...]:
     bounds = _scaling_bounds(stack)
     tasks = _task_definitions(stack)
     roles = []
@@ -72,7 +74,8 @@ def _roles(stack: Stack) -> tuple[Role, ...]:
         # Each service runs the task family of its own name (components/service.py).
         task = tasks.get(name, {})
         desired = number(service.values.get("desired_count"))
-        low, high = bounds.get(name, (desired, desired))
+        daemon = service.values.get("scheduling_strategy") == "DAEMON"
+        low, high = fleet if daemon else bounds.get(name, (desired, desired))
         gpus = sum(
             number(requirement.get("value"))
             for container in containers(task).values()
@@ -89,9 +92,26 @@ def _roles(stack: Stack) -> tuple[Role, ...]:
                 gpus=gpus,
                 fargate="FARGATE" in (task.get("requires_compatibilities") or []),
                 ephemeral_gib=number(block(task.get("ephemeral_storage")).get("size_in_gib"), 20),
+                daemon=daemon,
             )
         )
     return tuple(sorted(roles, key=lambda role: role.name))
+
+
+def _published_metrics(stack: Stack) -> int:
+    """CloudWatch custom metrics the collectors publish (components/metrics.py): one per
+    metric name selector and Service, read from each collector's own configuration."""
+    published: set[tuple[str, str]] = set()
+    for task in stack.of_type("aws_ecs_task_definition"):
+        collector = containers(task.values).get("metrics", {})
+        environment = {item["name"]: item["value"] for item in collector.get("environment", [])}
+        if "AOT_CONFIG_CONTENT" in environment:
+            config = json.loads(environment["AOT_CONFIG_CONTENT"])
+            (scrape,) = config["receivers"]["prometheus"]["config"]["scrape_configs"]
+            service = scrape["static_configs"][0]["labels"]["Service"]
+            for declaration in config["exporters"]["awsemf"]["metric_declarations"]:
+                published.update((service, selector) for selector in declaration["metric_name_selectors"])
+    return len(published)
 
 
 def capacity(stack: Stack) -> Capacity:
@@ -115,10 +135,11 @@ def capacity(stack: Stack) -> Capacity:
         root_volume_gib=number(root.get("volume_size")),
         root_volume_mibps=number(root.get("throughput")),
         root_volume_iops=number(root.get("iops")),
-        roles=_roles(stack),
+        roles=_roles(stack, (number(group_values.get("min_size")), number(group_values.get("max_size")))),
         nat_gateways=len(stack.of_type("aws_nat_gateway")),
         load_balancers=len(stack.of_type("aws_lb")),
         alarms=len(stack.of_type("aws_cloudwatch_metric_alarm")),
         log_groups=len(stack.of_type("aws_cloudwatch_log_group")),
-        custom_metrics=sum(len(blocks(f.values.get("metric_transformation"))) for f in metric_filters),
+        custom_metrics=sum(len(blocks(f.values.get("metric_transformation"))) for f in metric_filters)
+        + _published_metrics(stack),
     )

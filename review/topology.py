@@ -15,13 +15,15 @@ def _tasks(role: Role) -> str:
 
 
 def _node(role: Role) -> str:
-    return f'    {role.name.replace("-", "_")}["{_tasks(role)}"]'
+    label = f"{role.name}, one per instance" if role.daemon else _tasks(role)
+    return f'    {role.name.replace("-", "_")}["{label}"]'
 
 
 def mermaid(stack: Stack, capacity: Capacity) -> str:
     listeners = sorted(number(listener.values.get("port")) for listener in stack.of_type("aws_lb_listener"))
     ports = ", ".join(str(port) for port in listeners) or "no listener"
-    serving = [role for role in capacity.roles if not role.name.startswith(CONTROL_PLANE)]
+    serving = [role for role in capacity.roles if not role.name.startswith(CONTROL_PLANE) and not role.daemon]
+    daemons = [role for role in capacity.roles if role.daemon]
     etcd = [role for role in capacity.roles if role.name.startswith("etcd")]
     nats = [role for role in capacity.roles if role.name.startswith("nats")]
     on_fargate = [role for role in serving if role.fargate]
@@ -38,7 +40,7 @@ def mermaid(stack: Stack, capacity: Capacity) -> str:
         f'    nats[("NATS x{sum(role.max_tasks for role in nats)}")]',
         "  end",
         f'  subgraph gpu["GPU cluster: {fleet}{" spot" if capacity.spot else ""}"]',
-        *[_node(role) for role in on_gpus],
+        *[_node(role) for role in on_gpus + daemons],
         "  end",
     ]
     frontend = [role for role in serving if role.name == "frontend"]

@@ -122,6 +122,8 @@ def test_staging_bump_rolls_services_to_new_revisions_and_replaces_nothing_on_th
         ("aws_ecs_service", "update"),
         ("aws_appautoscaling_target", "update"),
         ("aws_autoscaling_group", "update"),
+        # decode's at-maximum alarm follows its new max_count.
+        ("aws_cloudwatch_metric_alarm", "update"),
     }
     images = [line for line in staging_bump.markdown.splitlines() if "image: `" in line]
     assert len(images) == 3 and all(line.endswith("vllm-runtime:1.3.0`") for line in images)
@@ -157,7 +159,9 @@ def test_staging_bump_costs_two_more_instances_at_the_maximum_only(
 
 def test_cost_of_shipped_staging_checked_by_hand(base_stacks, prices: Prices) -> None:
     """staging at its minimum: 2 g6e.2xlarge, 1 NAT gateway, 1 ALB, a 2 vCPU / 8 GiB frontend with
-    100 GiB of ephemeral storage (20 included), 3 etcd members and 1 NATS of 0.5 vCPU / 1 GiB, 10 alarms."""
+    100 GiB of ephemeral storage (20 included), 3 etcd members and 1 NATS of 0.5 vCPU / 1 GiB, 18 alarms
+    (10 on the load balancer and the services, 2 of the latency step policies, 6 on Dynamo's metrics),
+    8 custom metrics (frontend 4, decode 1, prefill 1, GPUs 2: components/metrics.py)."""
     environment, stack = base_stacks["staging"]
     review = synth_review(
         before=None, after=stack, before_file=None, after_file=environment, prices=prices, today=TODAY
@@ -173,10 +177,11 @@ def test_cost_of_shipped_staging_checked_by_hand(base_stacks, prices: Prices) ->
         "NAT gateways (without data processed)": 1 * (0.045 + 0.005) * 730,
         "Load balancer": (0.0225 + 1 * 0.008) * 730,
         "Fargate tasks": (2 * 0.04048 + 8 * 0.004445 + 80 * 0.000111 + 4 * (0.5 * 0.04048 + 1 * 0.004445)) * 730,
-        # frontend, decode, prefill, 3 etcd members, NATS: 7 tasks of 2 GB a month at $0.50 a GB.
-        "CloudWatch logs ingested": 7 * 2.0 * 0.50,
-        "CloudWatch alarms": 10 * 0.10,
-        "CloudWatch custom metrics": 0.0,
+        # frontend, decode, prefill, 3 etcd members, NATS, and the GPU metrics daemon on each of the
+        # 2 instances: 9 tasks of 2 GB a month at $0.50 a GB.
+        "CloudWatch logs ingested": 9 * 2.0 * 0.50,
+        "CloudWatch alarms": 18 * 0.10,
+        "CloudWatch custom metrics": 8 * 0.30,
     }
     # The written-out numbers are the table's: if the table changes, this test says so.
     assert (table["gpu_instance_hourly"]["g6e.2xlarge"], table["nat_gateway_hourly"], hours) == (2.24208, 0.045, 730)

@@ -69,7 +69,17 @@ CHANGES: tuple[Change, ...] = (
         "model",
         "another model",
         {"model.name": "Qwen/Qwen3-1.7B"},
-        _allowed(ecs_task_definition=NEW_REVISION, ecs_service=UPDATE),
+        _allowed(
+            ecs_task_definition=NEW_REVISION,
+            ecs_service=UPDATE,
+            appautoscaling_policy=UPDATE,
+            cloudwatch_metric_alarm=UPDATE,
+            cloudwatch_dashboard=UPDATE,
+        ),
+        why=(
+            "Dynamo's metrics carry the served model as their Model dimension: the collectors (the GPU metrics "
+            "daemon's too) get new revisions, and the policies, alarms and dashboard that read them follow in place"
+        ),
     ),
     Change(
         "frontend_size",
@@ -81,10 +91,10 @@ CHANGES: tuple[Change, ...] = (
         "worker_counts",
         "two decode workers at least",
         {"decode.count": 2, "decode.min_count": 2},
-        _allowed(appautoscaling_target=UPDATE),
+        _allowed(appautoscaling_target=UPDATE, cloudwatch_metric_alarm=DELETE),
         why=(
             "the running count belongs to Application Auto Scaling (desired_count is ignored after creation): the new "
-            "minimum raises it"
+            "minimum raises it; decode is now fixed at 2..2, so its at-maximum alarm (which would always fire) goes"
         ),
     ),
     Change(
@@ -129,8 +139,12 @@ CHANGES: tuple[Change, ...] = (
             appautoscaling_target=REPLACE_CBD,
             appautoscaling_policy=REPLACE_CBD,
             cloudwatch_metric_alarm=UPDATE,
+            cloudwatch_dashboard=UPDATE,
         ),
-        why="a service cannot change cluster: the new one is created and steady before the old one is deleted",
+        why=(
+            "a service cannot change cluster: the new one is created and steady before the old one is deleted; the "
+            "alarms and the dashboard name the new cluster"
+        ),
         apply=True,
     ),
     Change(
