@@ -14,7 +14,7 @@ after the signal it sends a short probe request every 2 s. Per stream it records
 completed (all tokens, a finish_reason, no in-band error), was cut (an in-band error or missing
 tokens), or was rescued (completed on a victim stream with tokens arriving after the victim had
 exited: the frontend migrated it); per probe the HTTP status and the time to first token; and
-when and with what code the victim exited.
+when and with what code the victim exited, also counted from the last chunk it served itself.
 
 Writes docs/measurements/drain.json (sections of signals not measured in this run are kept from
 the existing file if it is for the same ai-dynamo) and prints a summary table. The processes' logs
@@ -281,6 +281,7 @@ def log_counts(log: Path, patterns: dict[str, str]) -> dict[str, int]:
 
 def run_trial(signal_name: str, tokens: int, workdir: Path, python: Path, snapshot: Path) -> dict[str, Any]:
     processes: dict[str, subprocess.Popen[bytes]] = {}
+    load_at_start = os.getloadavg()[0]
     try:
         start_stack(workdir, python, snapshot, processes)
         streams: list[Stream] = []
@@ -341,13 +342,28 @@ def run_trial(signal_name: str, tokens: int, workdir: Path, python: Path, snapsh
                 "chunks": len(stream.chunk_times),
                 "chunks_after_signal": sum(1 for t in stream.chunk_times if t > signalled),
                 "chunks_after_victim_exit": len(after_exit),
+                "last_chunk_seconds_after_signal": round(stream.chunk_times[-1] - signalled, 2)
+                if stream.chunk_times
+                else None,
                 "usage_completion_tokens": stream.usage_tokens,
                 "finish_reason": stream.finish_reason,
                 "error": stream.error or (stream.error_events[0] if stream.error_events else None),
             }
 
+        # How long the victim took to exit after the last chunk it served itself.
+        victim_last = [
+            t
+            for stream, worker in zip(streams, assigned, strict=True)
+            if worker == victim_index
+            for t in stream.chunk_times
+            if not exited or t <= exited[0]
+        ]
         time.sleep(1)  # the frontend's last log lines
         return {
+            "load_average_1m_at_start": round(load_at_start, 2),
+            "victim_exit_seconds_after_its_last_chunk": round(exited[0] - max(victim_last), 2)
+            if exited and victim_last and max(victim_last) > signalled
+            else None,
             "victim": f"decode{victim_index}",
             "streams_per_decode_worker": counts,
             "victim_exit_seconds": exit_seconds,
@@ -387,6 +403,14 @@ def summarize(trials: list[dict[str, Any]]) -> dict[str, Any]:
         "victim_exit_seconds_min": min(exits, default=None),
         "victim_exit_seconds_max": max(exits, default=None),
         "victim_exit_codes": sorted({t["victim_exit_code"] for t in trials}, key=str),
+        "victim_exit_seconds_after_its_last_chunk_max": max(
+            (
+                t["victim_exit_seconds_after_its_last_chunk"]
+                for t in trials
+                if t["victim_exit_seconds_after_its_last_chunk"] is not None
+            ),
+            default=None,
+        ),
         "probes": len(probes),
         "probes_failed": sum(1 for p in probes if not p["ok"]),
         "probe_ttft_seconds_max": max(
@@ -397,7 +421,7 @@ def summarize(trials: list[dict[str, Any]]) -> dict[str, Any]:
 
 def table(sections: dict[str, dict[str, Any]]) -> str:
     header = ("signal", "trials", "victim streams ok", "of which rescued", "cut", "victim exit s", "exit codes")
-    header += ("probes failed", "probe TTFT max s")
+    header += ("exit after own last chunk max s", "probes failed", "probe TTFT max s")
     rows = [header]
     for name, section in sorted(sections.items(), reverse=True):  # SIGTERM first
         s = section["summary"]
@@ -411,6 +435,7 @@ def table(sections: dict[str, dict[str, Any]]) -> str:
                 str(s["victim_streams_cut"]),
                 f"{s['victim_exit_seconds_min']}–{s['victim_exit_seconds_max']}",
                 ",".join(str(code) for code in s["victim_exit_codes"]),
+                str(s["victim_exit_seconds_after_its_last_chunk_max"]),
                 f"{s['probes_failed']}/{s['probes']}",
                 str(s["probe_ttft_seconds_max"]),
             )
