@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PY_STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 
-.PHONY: help synth list show-config review test test-fast lint bench emulate twin twin-deps reference simulate calibrate clean
+.PHONY: help synth list show-config review test test-fast lint bench emulate twin twin-deps reference simulate calibrate measure-drain clean
 ENV ?= dev
 BASE_REF ?= main
 
@@ -75,6 +75,10 @@ simulate: $(PY_STAMP) ## autoscaling simulator: a table per trace and policy, th
 # The real frontend and mocker workers on 127.0.0.1 at stepped concurrency (about 3 minutes).
 calibrate: $(PY_STAMP) twin-deps ## measure TTFT/ITL of the real Dynamo processes into simulator/data/
 	$(PY) scripts/calibrate_latency.py
+
+# SIGTERM and SIGKILL to a decode worker with streams in flight, 3 trials each on 127.0.0.1 (about 7 minutes).
+measure-drain: $(PY_STAMP) twin-deps ## what a worker's in-flight streams get on SIGTERM/SIGKILL into docs/measurements/
+	$(PY) scripts/measure_drain.py --signal SIGTERM SIGKILL --trials 3 --tokens 2000 --output docs/measurements/drain.json
 
 reference: $(PY_STAMP) ## print the README's configuration reference (--write replaces it)
 	$(PY) -m environments.reference
