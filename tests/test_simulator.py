@@ -200,6 +200,7 @@ def make_simulate(tmp_path_factory):
     return printed.getvalue(), plot_path
 
 
+@pytest.mark.simulate_run
 def test_make_simulate_prints_the_tables_the_readme_shows(make_simulate):
     printed, plot_path = make_simulate
     readme = (PROJECT_DIR / "README.md").read_text()
@@ -211,6 +212,7 @@ def test_make_simulate_prints_the_tables_the_readme_shows(make_simulate):
     assert plot_path.read_bytes() == (PROJECT_DIR / "docs" / "simulator-spike.png").read_bytes()
 
 
+@pytest.mark.simulate_run
 def test_the_schema_ships_the_in_flight_targets_the_sweep_chooses(make_simulate):
     printed, _ = make_simulate
     chosen = next(line for line in printed.splitlines() if line.startswith("In-flight targets"))
