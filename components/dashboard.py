@@ -83,7 +83,7 @@ class Dashboard(Construct):
             self._widget(
                 "Requests waiting and in flight, per frontend",
                 [
-                    metrics.metric(QUEUED, "frontend").dashboard(label="queued (no first token yet)"),
+                    metrics.metric(QUEUED, "frontend").dashboard(label="queued (HTTP processing queue)"),
                     metrics.metric(FRONTEND_INFLIGHT, "frontend").dashboard(label="in flight"),
                 ],
             ),
