@@ -192,6 +192,8 @@ def main() -> None:
     env = {
         "PATH": f"{python.parent}:/usr/sbin:/usr/bin:/sbin:/bin",
         "HOME": str(workdir),
+        # Dynamo writes a logging configuration into the temporary directory per process: ours, removed with it.
+        "TMPDIR": str(workdir),
         "HF_HOME": str(workdir / "hf"),
         "HF_HUB_OFFLINE": "1",
         "ETCD_ENDPOINTS": f"http://{HOST}:{ETCD_PORT}",

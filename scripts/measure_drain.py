@@ -194,6 +194,8 @@ def start_stack(workdir: Path, python: Path, snapshot: Path, processes: dict[str
     env = {
         "PATH": f"{python.parent}:/usr/sbin:/usr/bin:/sbin:/bin",
         "HOME": str(workdir),
+        # Dynamo writes a logging configuration into the temporary directory per process: ours, removed with it.
+        "TMPDIR": str(workdir),
         "HF_HOME": str(snapshot.parents[3]),
         "HF_HUB_OFFLINE": "1",
         "ETCD_ENDPOINTS": f"http://{HOST}:{calibration.ETCD_PORT}",

@@ -201,6 +201,9 @@ class Twin:
         task_dir = self.workdir / "tasks" / key
         home = task_dir / "home"
         home.mkdir(parents=True)
+        # A container's /tmp is its own: Dynamo writes a logging configuration there per process.
+        tmp = task_dir / "tmp"
+        tmp.mkdir()
         mounts = {}
         for point in container.get("mountPoints", []):
             volume = next(volume for volume in service.volumes if volume.name == point["sourceVolume"])
@@ -225,6 +228,7 @@ class Twin:
         environment.update({item["name"]: f"twin-fake-{item['name'].lower()}" for item in container.get("secrets", [])})
         environment.update(
             HOME=str(home),
+            TMPDIR=str(tmp),
             PATH=f"{self.dynamo_python.parent}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
             # The twin's only addition: nothing may reach the Hugging Face hub from here.
             HF_HUB_OFFLINE="1",
