@@ -71,6 +71,33 @@ def wait_for(what: str, ready: Callable[[], bool], timeout: float = 120.0) -> No
     raise TimeoutError(f"{what} not ready after {timeout:.0f} s")
 
 
+def start_etcd_and_nats(workdir: Path, env: dict[str, str]) -> list[subprocess.Popen[bytes]]:
+    """Debian's etcd (one member) and nats-server with JetStream on 127.0.0.1; returns once etcd is healthy."""
+    etcd, peer = f"http://{HOST}:{ETCD_PORT}", f"http://{HOST}:{ETCD_PEER_PORT}"
+    processes = [
+        start(
+            [
+                "etcd",
+                f"--data-dir={workdir / 'etcd'}",
+                f"--listen-client-urls={etcd}",
+                f"--advertise-client-urls={etcd}",
+                f"--listen-peer-urls={peer}",
+                f"--initial-advertise-peer-urls={peer}",
+                f"--initial-cluster=default={peer}",
+            ],
+            env,
+            workdir / "etcd.log",
+        ),
+        start(
+            ["nats-server", "-js", "-a", HOST, "-p", str(NATS_PORT), "-sd", str(workdir / "nats")],
+            env,
+            workdir / "nats.log",
+        ),
+    ]
+    wait_for("etcd", lambda: http_get(ETCD_PORT, "/health")[0] == 200)
+    return processes
+
+
 def histogram_totals(metrics: str, name: str) -> tuple[float, float]:
     """(sum, count) of a histogram, added over its label sets."""
     total = {"sum": 0.0, "count": 0.0}
@@ -127,6 +154,14 @@ def streamed_completion(prompt: str) -> int:
         return sum(1 for line in response if line.startswith(b"data: {"))
     finally:
         connection.close()
+
+
+def completes(prompt: str) -> bool:
+    try:
+        streamed_completion(prompt)
+    except RuntimeError:
+        return False
+    return True
 
 
 def run_step(concurrency: int, seconds: float, step_index: int) -> dict[str, float]:
@@ -204,29 +239,7 @@ def main() -> None:
     processes: list[subprocess.Popen[bytes]] = []
     succeeded = False
     try:
-        processes.append(
-            start(
-                [
-                    "etcd",
-                    f"--data-dir={workdir / 'etcd'}",
-                    f"--listen-client-urls=http://{HOST}:{ETCD_PORT}",
-                    f"--advertise-client-urls=http://{HOST}:{ETCD_PORT}",
-                    f"--listen-peer-urls=http://{HOST}:{ETCD_PEER_PORT}",
-                    f"--initial-advertise-peer-urls=http://{HOST}:{ETCD_PEER_PORT}",
-                    f"--initial-cluster=default=http://{HOST}:{ETCD_PEER_PORT}",
-                ],
-                env,
-                workdir / "etcd.log",
-            )
-        )
-        processes.append(
-            start(
-                ["nats-server", "-js", "-a", HOST, "-p", str(NATS_PORT), "-sd", str(workdir / "nats")],
-                env,
-                workdir / "nats.log",
-            )
-        )
-        wait_for("etcd", lambda: http_get(ETCD_PORT, "/health")[0] == 200)
+        processes += start_etcd_and_nats(workdir, env)
         processes.append(
             start(
                 [
@@ -255,7 +268,9 @@ def main() -> None:
         wait_for("decode worker", lambda: http_get(DECODE_SYSTEM_PORT, "/health")[0] == 200)
         wait_for("prefill worker", lambda: http_get(PREFILL_SYSTEM_PORT, "/health")[0] == 200)
         wait_for("model at the frontend", lambda: MODEL in http_get(FRONTEND_PORT, "/v1/models")[1])
-        streamed_completion("warm-up")
+        # /v1/models lists the model before the router has attached the workers; until then a
+        # completion gets HTTP 404.
+        wait_for("a completion through the frontend", lambda: completes("warm-up"), timeout=60)
         steps = []
         for index, concurrency in enumerate(args.steps):
             step = run_step(concurrency, args.seconds, index)

@@ -206,26 +206,7 @@ def start_stack(workdir: Path, python: Path, snapshot: Path, processes: dict[str
     # Both TCP servers bind the host's first non-loopback address unless told otherwise: the
     # request plane (an address) and the frontend's response streams (an interface name).
     dynamo_env = env | {"DYN_TCP_RPC_HOST": HOST, "DYN_TCP_RESPONSE_STREAM_HOST": "lo"}
-    etcd, peer = f"http://{HOST}:{calibration.ETCD_PORT}", f"http://{HOST}:{calibration.ETCD_PEER_PORT}"
-    processes["etcd"] = calibration.start(
-        [
-            "etcd",
-            f"--data-dir={workdir / 'etcd'}",
-            f"--listen-client-urls={etcd}",
-            f"--advertise-client-urls={etcd}",
-            f"--listen-peer-urls={peer}",
-            f"--initial-advertise-peer-urls={peer}",
-            f"--initial-cluster=default={peer}",
-        ],
-        env,
-        workdir / "etcd.log",
-    )
-    processes["nats"] = calibration.start(
-        ["nats-server", "-js", "-a", HOST, "-p", str(calibration.NATS_PORT), "-sd", str(workdir / "nats")],
-        env,
-        workdir / "nats.log",
-    )
-    calibration.wait_for("etcd", lambda: calibration.http_get(calibration.ETCD_PORT, "/health")[0] == 200)
+    processes["etcd"], processes["nats"] = calibration.start_etcd_and_nats(workdir, env)
     processes["frontend"] = calibration.start(
         [
             str(python),
