@@ -145,13 +145,49 @@ def collector_config(
 ) -> dict[str, object]:
     """The ADOT configuration (as JSON, which is YAML) of one collector."""
     metrics = published_by(scrape.service)
-    cloudwatch = {
-        "receivers": ["prometheus"],
-        "processors": ["memory_limiter", "cumulativetodelta", "batch"],
-        "exporters": ["awsemf"],
+    extensions: dict[str, object] = {"health_check": {"endpoint": f"127.0.0.1:{COLLECTOR_HEALTH_PORT}"}}
+    exporters: dict[str, object] = {
+        "awsemf": {
+            "namespace": namespace,
+            "region": log_group.region,
+            "log_group_name": log_group.name,
+            "log_stream_name": f"{scrape.service}/{{TaskId}}",
+            "dimension_rollup_option": "NoDimensionRollup",
+            "metric_declarations": [
+                {
+                    "dimensions": [list(DIMENSIONS)],
+                    # Unanchored at the end (a "$" would be read as a variable by the collector's
+                    # configuration): after the receiver's filter, no kept name starts another.
+                    "metric_name_selectors": [f"^{metric.name}" for metric in metrics],
+                }
+            ],
+        }
     }
-    config: dict[str, object] = {
-        "extensions": {"health_check": {"endpoint": f"127.0.0.1:{COLLECTOR_HEALTH_PORT}"}},
+    pipelines: dict[str, object] = {
+        "metrics/cloudwatch": {
+            "receivers": ["prometheus"],
+            "processors": ["memory_limiter", "cumulativetodelta", "batch"],
+            "exporters": ["awsemf"],
+        }
+    }
+    if amp_workspace_arn is not None:
+        # A second pipeline to Amazon Managed Service for Prometheus: cumulative, as remote write expects.
+        _, partition, _, region, _, resource = amp_workspace_arn.split(":", 5)
+        suffix = "amazonaws.com.cn" if partition == "aws-cn" else "amazonaws.com"
+        workspace_id = resource.removeprefix("workspace/")
+        extensions["sigv4auth"] = {"region": region, "service": "aps"}
+        exporters["prometheusremotewrite"] = {
+            "endpoint": f"https://aps-workspaces.{region}.{suffix}/workspaces/{workspace_id}/api/v1/remote_write",
+            "auth": {"authenticator": "sigv4auth"},
+            "resource_to_telemetry_conversion": {"enabled": True},
+        }
+        pipelines["metrics/prometheus"] = {
+            "receivers": ["prometheus"],
+            "processors": ["memory_limiter", "batch"],
+            "exporters": ["prometheusremotewrite"],
+        }
+    return {
+        "extensions": extensions,
         "receivers": {
             "prometheus": {
                 "config": {
@@ -168,56 +204,14 @@ def collector_config(
             }
         },
         "processors": {
-            # Below the container's hard limit (COLLECTOR_MEMORY_MIB), so the collector sheds
-            # data before the kernel kills it.
+            # A share of the container's hard limit (metrics.collector_memory_mib), so the
+            # collector sheds data before the kernel kills it.
             "memory_limiter": {"check_interval": "5s", "limit_percentage": 80, "spike_limit_percentage": 20},
             "cumulativetodelta": {"include": {"metric_types": ["histogram"]}},
             "batch": {"timeout": "10s"},
         },
-        "exporters": {
-            "awsemf": {
-                "namespace": namespace,
-                "region": log_group.region,
-                "log_group_name": log_group.name,
-                "log_stream_name": f"{scrape.service}/{{TaskId}}",
-                "dimension_rollup_option": "NoDimensionRollup",
-                "metric_declarations": [
-                    {
-                        "dimensions": [list(DIMENSIONS)],
-                        # Unanchored at the end (a "$" would be read as a variable by the collector's
-                        # configuration): after the receiver's filter, no kept name starts another.
-                        "metric_name_selectors": [f"^{metric.name}" for metric in metrics],
-                    }
-                ],
-            }
-        },
-        "service": {"extensions": ["health_check"], "pipelines": {"metrics/cloudwatch": cloudwatch}},
-    }
-    if amp_workspace_arn is not None:
-        _remote_write(config, amp_workspace_arn)
-    return config
-
-
-def _remote_write(config: dict[str, object], workspace_arn: str) -> None:
-    """A second pipeline to Amazon Managed Service for Prometheus: cumulative, as remote write expects."""
-    _, partition, _, region, _, resource = workspace_arn.split(":", 5)
-    suffix = "amazonaws.com.cn" if partition == "aws-cn" else "amazonaws.com"
-    workspace_id = resource.removeprefix("workspace/")
-    extensions = config["extensions"]
-    exporters = config["exporters"]
-    service = config["service"]
-    assert isinstance(extensions, dict) and isinstance(exporters, dict) and isinstance(service, dict)
-    extensions["sigv4auth"] = {"region": region, "service": "aps"}
-    exporters["prometheusremotewrite"] = {
-        "endpoint": f"https://aps-workspaces.{region}.{suffix}/workspaces/{workspace_id}/api/v1/remote_write",
-        "auth": {"authenticator": "sigv4auth"},
-        "resource_to_telemetry_conversion": {"enabled": True},
-    }
-    service["extensions"] = ["health_check", "sigv4auth"]
-    service["pipelines"]["metrics/prometheus"] = {
-        "receivers": ["prometheus"],
-        "processors": ["memory_limiter", "batch"],
-        "exporters": ["prometheusremotewrite"],
+        "exporters": exporters,
+        "service": {"extensions": list(extensions), "pipelines": pipelines},
     }
 
 
