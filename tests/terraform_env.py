@@ -4,7 +4,11 @@ There is no Terraform registry on these machines, only a filesystem mirror of th
 provider somewhere on disk (see DESIGN.md, "Offline Terraform on these machines").
 Nothing here hard-codes where: the binary comes from $TERRAFORM or PATH, the mirror
 from $TF_PROVIDER_MIRROR or a bounded search of the usual roots. The CLI config that
-points Terraform at the mirror is written to a temporary directory per session.
+points Terraform at the mirror is written to a temporary directory per session, with
+a plugin cache that is filled once, before any test runs terraform: Terraform's plugin
+cache "is not guaranteed to be concurrency safe" (CLI config docs), and the layers run
+several `terraform init`s at once. Two of them installing into an empty cache at the
+same moment failed one with "mkdir ...: file exists".
 Where either is missing the tests skip, loudly, saying what to install.
 """
 
@@ -103,6 +107,30 @@ def find_provider_mirror() -> Path | None:
     return None
 
 
+def mirror_versions(mirror: Path) -> list[str]:
+    """The hashicorp/aws versions the mirror holds, in either layout."""
+    provider_dir = mirror / PROVIDER
+    unpacked = {binary.parent.parent.name for binary in provider_dir.glob("*/*/terraform-provider-aws*")}
+    packed = {zipped.name.split("_")[1] for zipped in provider_dir.glob("terraform-provider-aws_*.zip")}
+    return sorted(unpacked | packed)
+
+
+def fill_plugin_cache(terraform: str, env: dict[str, str], workdir: Path, versions: list[str]) -> None:
+    """One `terraform init` per mirrored version, in turn, so that every later init only links from the cache."""
+    for version in versions:
+        scratch = workdir / f"fill-cache-{version}"
+        scratch.mkdir(exist_ok=True)
+        (scratch / "main.tf.json").write_text(
+            '{"terraform": {"required_providers": {"aws": '
+            f'{{"source": "hashicorp/aws", "version": "{version}"}}}}}}}}\n'
+        )
+        init = subprocess.run(
+            [terraform, "init", "-backend=false", "-input=false"], cwd=scratch, env=env, capture_output=True, text=True
+        )
+        if init.returncode != 0:
+            pytest.fail(f"filling the plugin cache from the mirror failed (hashicorp/aws {version}):\n{init.stderr}")
+
+
 def cli_config_text(mirror: Path, plugin_cache: Path) -> str:
     # No `direct` block: anything but hashicorp/aws fails to install instead of
     # reaching for a registry.
@@ -141,7 +169,9 @@ def offline_terraform(workdir: Path) -> OfflineTerraform:
     plugin_cache.mkdir(exist_ok=True)
     cli_config = workdir / "terraform.rc"
     cli_config.write_text(cli_config_text(mirror, plugin_cache))
-    return OfflineTerraform(terraform=terraform, mirror=mirror, cli_config=cli_config, plugin_cache=plugin_cache)
+    offline = OfflineTerraform(terraform=terraform, mirror=mirror, cli_config=cli_config, plugin_cache=plugin_cache)
+    fill_plugin_cache(terraform, offline.env(), workdir, mirror_versions(mirror))
+    return offline
 
 
 def run_terraform(
