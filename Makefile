@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PY_STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 
-.PHONY: help synth list show-config review test test-fast lint bench emulate twin twin-deps reference simulate calibrate measure-drain clean
+.PHONY: help synth list show-config review test test-fast lint bench emulate twin twin-deps twin-flows reference simulate calibrate measure-drain clean
 ENV ?= dev
 BASE_REF ?= main
 
@@ -80,6 +80,11 @@ calibrate: $(PY_STAMP) twin-deps ## measure TTFT/ITL of the real Dynamo processe
 # SIGTERM and SIGKILL to a decode worker with streams in flight, 3 trials each on 127.0.0.1 (about 7 minutes).
 measure-drain: $(PY_STAMP) twin-deps ## what a worker's in-flight streams get on SIGTERM/SIGKILL into docs/measurements/
 	$(PY) scripts/measure_drain.py --signal SIGTERM SIGKILL --trials 3 --tokens 2000 --output docs/measurements/drain.json
+
+# Each shipped stack as the twin until it serves (about 20 s for all three), its connections into the
+# record `make review` checks security-group changes against; re-run when a rule or a port moves.
+twin-flows: $(PY_STAMP) twin-deps ## record the connections each stack's parts make while serving into docs/measurements/
+	$(PY) -m tests.twin.record_flows
 
 reference: $(PY_STAMP) ## print the README's configuration reference (--write replaces it)
 	$(PY) -m environments.reference

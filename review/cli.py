@@ -22,6 +22,7 @@ from environments.loader import ENVIRONMENTS_DIR, ConfigError, environment_files
 from environments.schema import Environment
 from review.changes import plan_changes, synth_changes
 from review.cost import Prices, load_prices
+from review.flows import recorded_flows
 from review.render import EnvironmentReview, review
 from review.settings import setting_changes
 from review.stack import Stack, from_plan, from_synth
@@ -151,6 +152,7 @@ def synth_review(
         from_plan=False,
         prices=prices,
         today=today,
+        observed=recorded_flows(after.name),
         note=(
             "A new environment: everything is created."
             if before is None
@@ -211,6 +213,7 @@ def _plan_review(
         from_plan=True,
         prices=prices,
         today=today,
+        observed=recorded_flows(f"dynamo-{name}"),
     )
 
 

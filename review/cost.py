@@ -1,6 +1,6 @@
 """A monthly cost estimate at the minimum and at the maximum scale, from review/prices.toml and the counts in
 review/capacity.py. An estimate: data transfer, NAT data processing and the control plane's EFS are not
-in it, and the table's own header says its prices must be checked."""
+in it, and the table's prices are as of its date (its header names the sources)."""
 
 from __future__ import annotations
 
@@ -23,26 +23,31 @@ GP3_FREE_MIBPS, GP3_FREE_IOPS = 125, 3000
 class Prices:
     date: datetime.date
     hours_per_month: int
-    spot_fraction: tuple[float, float]
+    spot_fraction: dict[str, tuple[float, float]]  # instance family (g, p) -> spot/on-demand, lowest..highest
     alb_lcus: float
     log_gb_per_task_month: float
     regions: dict[str, dict[str, Any]]
+    unpriced: dict[str, str]  # instance type -> why AWS publishes no on-demand price for it
 
     def stale(self, today: datetime.date) -> bool:
         return (today - self.date).days > STALE_AFTER_DAYS
+
+    def spot_range(self, instance_type: str) -> tuple[float, float]:
+        """g6e.2xlarge -> the g family's range."""
+        return self.spot_fraction[instance_type[:1]]
 
 
 def load_prices(path: Path = PRICES_FILE) -> Prices:
     document = tomllib.loads(path.read_text())
     assumptions = document["assumptions"]
-    low, high = assumptions["spot_fraction"]
     return Prices(
         date=datetime.date.fromisoformat(document["date"]),
         hours_per_month=document["hours_per_month"],
-        spot_fraction=(low, high),
+        spot_fraction={family: (low, high) for family, (low, high) in assumptions["spot_fraction"].items()},
         alb_lcus=assumptions["alb_lcus"],
         log_gb_per_task_month=assumptions["log_gb_per_task_month"],
         regions=document["regions"],
+        unpriced=document.get("unpriced", {}),
     )
 
 
@@ -91,7 +96,7 @@ def estimate(capacity: Capacity, prices: Prices, region: str) -> Estimate | None
     if hourly is None:
         return None
     hours = prices.hours_per_month
-    low, high = prices.spot_fraction if capacity.spot else (1.0, 1.0)
+    low, high = prices.spot_range(capacity.instance_type) if capacity.spot else (1.0, 1.0)
 
     def at(at_max: bool) -> dict[str, Amount]:
         instances = gpu_instances(capacity, at_max=at_max)

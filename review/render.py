@@ -12,6 +12,7 @@ from review.capacity import Capacity, capacity
 from review.changes import ResourceChange
 from review.containers import container_changes
 from review.cost import Amount, Estimate, Prices, estimate
+from review.flows import ObservedFlow
 from review.risk import Flag, flags
 from review.stack import Stack
 from review.topology import mermaid
@@ -50,11 +51,13 @@ def review(
     from_plan: bool,
     prices: Prices,
     today: datetime.date,
+    observed: list[ObservedFlow] | None,
     note: str = "",
 ) -> EnvironmentReview:
+    """``observed``: the flows the twin recorded for this stack (review/flows.py), None if it has none."""
     old = capacity(before) if before else None
     new = capacity(after)
-    found = flags(changes, after=new, stack_name=after.name)
+    found = flags(changes, after=new, stack=after, observed=observed)
     cost_before = estimate(old, prices, before.region) if before and old else None
     cost_after = estimate(new, prices, after.region)
     lines = [f"## {after.name}", ""]
@@ -149,11 +152,14 @@ def _cost(
     before: Estimate | None, after: Estimate | None, prices: Prices, region: str, today: datetime.date, new: Capacity
 ) -> list[str]:
     if after is None:
+        why = prices.unpriced.get(new.instance_type)
+        if why:
+            return [f"No estimate: AWS publishes no on-demand price for {new.instance_type} ({why})."]
         return [f"No estimate: review/prices.toml has no price for {new.instance_type} in {region}."]
     lines = [
         f"Monthly estimate ({prices.hours_per_month} h), prices from review/prices.toml dated "
-        f"{prices.date.isoformat()} (to be checked against AWS's price pages), running around the clock, "
-        "at the minimum and at the maximum scale.",
+        f"{prices.date.isoformat()} (AWS's list prices on that date; the file names its sources), running "
+        "around the clock, at the minimum and at the maximum scale.",
         "",
         "| item | before, min | before, max | after, min | after, max | change, min | change, max |",
         "|---|---|---|---|---|---|---|",
@@ -169,17 +175,22 @@ def _cost(
             f"| {item} | {dollars(old_min)} | {dollars(old_max)} | {dollars(new_min)} | {dollars(new_max)} | "
             f"{dollars(_delta(new_min, old_min), signed=True)} | {dollars(_delta(new_max, old_max), signed=True)} |"
         )
-    low, high = prices.spot_fraction
-    if new.spot:
-        lines += ["", f"GPU instances are spot: {low:.0%}..{high:.0%} of on-demand, a range rather than a price."]
-    else:
-        gpu_min, gpu_max = after.items["GPU instances"]
-        lines += [
-            "",
-            f"On spot ({low:.0%}..{high:.0%} of on-demand) the GPU instances would cost "
-            f"{dollars(Amount(gpu_min.low * low, gpu_min.high * high))} at the minimum and "
-            f"{dollars(Amount(gpu_max.low * low, gpu_max.high * high))} at the maximum.",
-        ]
+    if new.instance_type:  # none when the environment is removed
+        low, high = prices.spot_range(new.instance_type)
+        family = f"{new.instance_type[:1].upper()} instances"
+        if new.spot:
+            lines += [
+                "",
+                f"GPU instances are spot: {low:.0%}..{high:.0%} of on-demand for {family}, a range, not a price.",
+            ]
+        else:
+            gpu_min, gpu_max = after.items["GPU instances"]
+            lines += [
+                "",
+                f"On spot ({low:.0%}..{high:.0%} of on-demand for {family}) the GPU "
+                f"instances would cost {dollars(Amount(gpu_min.low * low, gpu_min.high * high))} at the minimum "
+                f"and {dollars(Amount(gpu_max.low * low, gpu_max.high * high))} at the maximum.",
+            ]
     if prices.stale(today):
         lines += ["", f"**Warning: the price table is older than a year ({prices.date.isoformat()}): update it.**"]
     return lines

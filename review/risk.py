@@ -11,10 +11,12 @@ from review.actions import CREATE, DELETE, REPLACE, REPLACE_CBD, SERVING_PATH_AN
 from review.capacity import Capacity
 from review.changes import ResourceChange
 from review.containers import containers
-from review.stack import block
+from review.flows import RECORD_FILE, RULE_TYPES, ObservedFlow, admitted, carries_observed_flow
+from review.stack import Stack, block
 
 # State the upgrade table does not list because no routine change touches it: etcd's data.
 STATE = SERVING_PATH_AND_STATE | {"aws_efs_file_system", "aws_efs_access_point"}
+RECORD = f"{RECORD_FILE.parent.parent.name}/{RECORD_FILE.parent.name}/{RECORD_FILE.name}"
 # A Dynamo image tag: the release is its first two numbers (1.2.1-cuda13 is release 1.2).
 RELEASE = re.compile(r"^(\d+)\.(\d+)")
 
@@ -25,7 +27,11 @@ class Flag:
     text: str
 
 
-def flags(changes: list[ResourceChange], *, after: Capacity, stack_name: str) -> list[Flag]:
+def flags(
+    changes: list[ResourceChange], *, after: Capacity, stack: Stack, observed: list[ObservedFlow] | None
+) -> list[Flag]:
+    """``stack``: the stack as the change leaves it; ``observed``: the twin's record of its flows, if any."""
+    stack_name = stack.name
     if changes and all(change.action == DELETE for change in changes) and not after.roles:
         return [
             Flag(
@@ -43,7 +49,7 @@ def flags(changes: list[ResourceChange], *, after: Capacity, stack_name: str) ->
         found += _iam(change)
         found += _image(change, stack_name)
     found += _rollouts_to_zero(changes, after, stack_name)
-    found += _security_groups(changes, stack_name)
+    found += _security_groups(changes, stack, observed)
     return sorted(set(found), key=lambda flag: (flag.severity != "high", flag.text))  # high first
 
 
@@ -232,20 +238,73 @@ def _rollouts_to_zero(changes: list[ResourceChange], after: Capacity, stack_name
     return found
 
 
-def _security_groups(changes: list[ResourceChange], stack_name: str) -> list[Flag]:
-    touched = [
-        change
-        for change in changes
-        if change.type.startswith("aws_vpc_security_group_") or change.type == "aws_security_group"
-    ]
-    if not touched:
-        return []
-    return [
-        Flag(
-            "check",
-            f"security groups change ({len(touched)} rule{'s' if len(touched) > 1 else ''} or groups): a rule that "
-            "blocks one of Dynamo's flows (README: Security, Private) stops serving as surely as an open one leaks. "
-            f"Do: run the twin on this stack (`make twin ENV={stack_name.removeprefix('dynamo-')}`), which enforces "
-            "the rules and counts drops.",
+def _security_groups(changes: list[ResourceChange], stack: Stack, observed: list[ObservedFlow] | None) -> list[Flag]:
+    touched = [change for change in changes if change.type in RULE_TYPES or change.type == "aws_security_group"]
+    twin = f"`make twin ENV={stack.name.removeprefix('dynamo-')}`"
+    if observed is None:
+        if not touched:
+            return []
+        return [
+            Flag(
+                "check",
+                f"security groups change ({_count(len(touched), 'rule or group', 'rules or groups')}), and the twin "
+                f"has no record of {stack.name}'s flows ({RECORD}): a rule that blocks one of Dynamo's flows "
+                "(README: Security, Private) stops serving as surely as an open one leaks. "
+                f"Do: run the twin on this stack ({twin}), which enforces the rules and counts drops.",
+            )
+        ]
+    found = []
+    for flow in observed:
+        verdict = admitted(stack, flow)
+        if verdict is False:
+            found.append(
+                Flag(
+                    "high",
+                    f"after this change the security groups drop `{flow.label}`, a connection the twin observed "
+                    f"while {stack.name} served (admitted by {', '.join(flow.rules)}): Dynamo cannot serve without "
+                    f"it. Do: keep a rule pair that admits it, then run the twin ({twin}).",
+                )
+            )
+        elif verdict is None:
+            found.append(
+                Flag(
+                    "check",
+                    f"whether `{flow.label}`, a connection the twin observed while {stack.name} served, is still "
+                    "admitted is known only after apply (the groups or rules it needs are created or replaced). "
+                    f"Do: run the twin on the synthesized stack ({twin}) before applying.",
+                )
+            )
+    # Between the stack's own parts only: a CIDR rule is a client's way in (flagged as new ingress) or the
+    # way out to AWS's APIs, neither of which the recorded flows describe.
+    widening = sorted(
+        change.address
+        for change in touched
+        if change.type in RULE_TYPES
+        and change.action != DELETE
+        and "referenced_security_group_id" in stack.resources[change.address].values
+        and not carries_observed_flow(stack, stack.resources[change.address], observed)
+    )
+    if widening:
+        found.append(
+            Flag(
+                "check",
+                f"{_count(len(widening), 'rule admits', 'rules admit')} connections between {stack.name}'s parts "
+                f"that the twin never observed while it served: {', '.join(f'`{address}`' for address in widening)}. "
+                "Each lets more of the stack reach more of it than serving needs (unless it serves what the twin "
+                "cannot exercise, such as EFS). Do: confirm each is needed.",
+            )
         )
-    ]
+    if touched and not found:
+        found.append(
+            Flag(
+                "check",
+                f"security groups change ({_count(len(touched), 'rule or group', 'rules or groups')}): every one "
+                f"of the {len(observed)} connections the twin observed while {stack.name} served stays admitted "
+                f"({RECORD}). Do: nothing for serving; review the change for what it opens.",
+            )
+        )
+    return found
+
+
+def _count(count: int, one: str, many: str) -> str:
+    return f"{count} {one if count == 1 else many}"

@@ -23,7 +23,7 @@ from review.actions import DELETE, REPLACE, REPLACE_CBD
 from review.capacity import capacity
 from review.cli import main as review_main
 from review.cli import synth_review
-from review.cost import PRICES_FILE, Prices, gpu_instances, load_prices
+from review.cost import Prices, gpu_instances, load_prices
 from review.render import EnvironmentReview
 from review.stack import Stack, from_synth
 from tests.conftest import PROJECT_DIR, run_main
@@ -189,6 +189,10 @@ def test_cost_of_shipped_staging_checked_by_hand(base_stacks, prices: Prices) ->
     at_min = {item: pair[0].low for item, pair in review.cost_after.items.items()}
     assert at_min == pytest.approx(expected)
     assert review.cost_after.total(at_max=False).low == pytest.approx(sum(expected.values()))
+    # On spot, G instances cost 28..62 % of on-demand (SkyPilot's catalog, review/prices.toml).
+    assert prices.spot_range("g6e.2xlarge") == (0.28, 0.62)
+    spot = f"${expected['GPU instances'] * 0.28:,.0f}..${expected['GPU instances'] * 0.62:,.0f} at the minimum"
+    assert f"On spot (28%..62% of on-demand for G instances) the GPU instances would cost {spot}" in review.markdown
 
 
 def test_a_certificate_added_to_prod_deletes_no_listener(base_stacks, prices, tmp_path: Path) -> None:
@@ -238,11 +242,25 @@ def test_the_review_names_no_host_path_and_no_date_but_the_price_tables(staging_
     assert all("review/prices.toml dated" in line for line in dates), dates
 
 
-def test_every_catalog_instance_type_has_a_price_in_every_region(prices: Prices) -> None:
+def test_every_catalog_instance_type_has_a_price_in_every_region_or_a_reason_it_has_none(prices: Prices) -> None:
+    priced = set(GPU_INSTANCE_TYPES) - set(prices.unpriced)
+    assert set(prices.unpriced) <= set(GPU_INSTANCE_TYPES) and all(prices.unpriced.values())
     for region, table in prices.regions.items():
-        assert set(table["gpu_instance_hourly"]) == set(GPU_INSTANCE_TYPES), region
+        assert set(table["gpu_instance_hourly"]) == priced, region
         assert all(price > 0 for price in table["gpu_instance_hourly"].values()), region
-    assert "must be checked" in PRICES_FILE.read_text().lower()
+    assert {instance_type[:1] for instance_type in GPU_INSTANCE_TYPES} <= set(prices.spot_fraction)
+    assert all(0 < low < high <= 1 for low, high in prices.spot_fraction.values())
+
+
+def test_an_instance_type_without_an_on_demand_price_gets_no_estimate_and_the_reason(
+    base_stacks, prices: Prices, tmp_path: Path
+) -> None:
+    unpriced = next(iter(prices.unpriced))
+    review = reviewed(base_stacks["prod"], variant("prod", {"gpu_fleet.instance_type": unpriced}, tmp_path), prices)
+    assert review.cost_after is None
+    assert f"No estimate: AWS publishes no on-demand price for {unpriced} ({prices.unpriced[unpriced]})." in (
+        review.markdown
+    )
 
 
 def test_a_price_table_older_than_a_year_adds_a_warning(base_stacks, prices: Prices) -> None:

@@ -7,16 +7,19 @@ the same resources with the same actions, the same flags, capacity and cost."""
 
 from __future__ import annotations
 
+import copy
 import json
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from review.changes import plan_changes
 from review.cli import synth_review
 from review.cost import load_prices
+from review.flows import recorded_flows
 from review.render import EnvironmentReview, review
 from review.stack import from_plan
 from tests.conftest import run_main
@@ -24,6 +27,7 @@ from tests.emulator.harness import PROJECT_DIR, Emulator
 from tests.emulator.upgrades import Planned, UpgradePlans
 from tests.terraform_env import OfflineTerraform
 from tests.test_review import STAGING_BUMP, TODAY, shipped, synthesize, variant
+from tests.test_review_flows import INGRESS
 from tests.upgrade_table import Change
 
 pytestmark = pytest.mark.emulator
@@ -61,17 +65,21 @@ def both(planned: Planned, tmp_path_factory: pytest.TempPathFactory) -> tuple[En
         prices=prices,
         today=TODAY,
     )
+    return from_synth, plan_review(planned.plan, from_synth.settings)
+
+
+def plan_review(plan: dict[str, Any], settings: list[str]) -> EnvironmentReview:
     name = f"dynamo-{ENVIRONMENT}"
-    from_terraform = review(
-        before=from_plan(planned.plan, name=name, side="before"),
-        after=from_plan(planned.plan, name=name, side="after"),
-        changes=plan_changes(planned.plan),
-        settings=from_synth.settings,
+    return review(
+        before=from_plan(plan, name=name, side="before"),
+        after=from_plan(plan, name=name, side="after"),
+        changes=plan_changes(plan),
+        settings=settings,
         from_plan=True,
-        prices=prices,
+        prices=load_prices(),
         today=TODAY,
+        observed=recorded_flows(name),
     )
-    return from_synth, from_terraform
 
 
 def test_the_plan_changes_the_resources_the_synth_review_names(both) -> None:
@@ -102,3 +110,19 @@ def test_main_py_review_reads_the_plan_json(planned: Planned, tmp_path: Path) ->
     assert result.returncode == 0, result.stderr
     assert PLAN_SOURCE in result.stdout
     assert "Dynamo 1.2 -> 1.3" in result.stdout
+
+
+def test_a_rule_the_plan_deletes_is_checked_against_the_recorded_connections(planned: Planned) -> None:
+    """The plan's values are AWS's ids (sg-...), not synth's references: the same connections are found."""
+    plan = copy.deepcopy(planned.plan)
+    (rule,) = [
+        change
+        for change in plan["resource_changes"]
+        if change["type"] == INGRESS and "_in-frontend-from-workers_" in change["address"]
+    ]
+    assert str(rule["change"]["before"]["referenced_security_group_id"]).startswith("sg-")
+    rule["change"].update(actions=["delete"], after=None)
+    flagged = [flag.text for flag in plan_review(plan, []).flags if flag.severity == "high"]
+    assert (
+        len(flagged) == 2 and "`decode -> frontend:9101`" in flagged[0] and "`prefill -> frontend:9101`" in (flagged[1])
+    ), flagged

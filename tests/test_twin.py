@@ -7,19 +7,20 @@ from __future__ import annotations
 import copy
 import json
 import os
-import re
 import subprocess
 from pathlib import Path
 
 import pytest
 
 from environments.schema import ImageConfig
+from review.flows import RECORD_FILE, recorded_flows
 from tests.conftest import ENVIRONMENTS, TWIN_REPORTS
 from tests.metrics_usage import uses
 from tests.twin.containers import translate_command
-from tests.twin.install import REQUIREMENTS, dynamo_python, missing, unsupported
+from tests.twin.install import dynamo_python, missing, unsupported
 from tests.twin.network import PREFIX, remove_leftovers
 from tests.twin.plan import read_plan
+from tests.twin.record_flows import observed_flows, pinned_dynamo
 from tests.twin.runtime import Twin
 from tests.twin.scenario import Report, drill, finish, serve
 
@@ -136,6 +137,17 @@ def test_no_connection_is_dropped_while_serving(report: Report) -> None:
     assert report.flows and not unexplained, "every flow needs an egress and an ingress rule"
 
 
+def test_the_flows_the_review_checks_changes_against_are_the_flows_the_twin_observes(report: Report) -> None:
+    observed = observed_flows(report.serving_flows)
+    recorded = recorded_flows(report.stack_name)
+    stale = sorted({flow.label for flow in set(observed) ^ set(recorded or [])})
+    assert recorded == observed, (
+        f"{RECORD_FILE.name} does not hold what {report.stack_name} does while serving (differs: {', '.join(stale)}); "
+        "re-record with `make twin-flows` and commit it"
+    )
+    assert json.loads(RECORD_FILE.read_text())["dynamo"] == pinned_dynamo()
+
+
 def test_drills_recover_within_their_bounds(report: Report) -> None:
     nats, worker = report.drills["nats"], report.drills["worker"]
     # NATS carries events only: nothing stops serving while it is replaced.
@@ -215,9 +227,7 @@ def test_leftovers_of_a_killed_run_are_removed_at_the_next_start() -> None:
 
 
 def test_twin_runs_the_dynamo_release_of_the_default_image_tag() -> None:
-    pinned = re.search(r"^ai-dynamo==(\S+)$", REQUIREMENTS.read_text(), re.MULTILINE)
-    assert pinned, f"{REQUIREMENTS} must pin ai-dynamo=="
-    assert pinned[1] == ImageConfig.model_fields["tag"].default
+    assert pinned_dynamo() == ImageConfig.model_fields["tag"].default
 
 
 def test_vllm_arguments_are_translated_for_the_mocker_or_listed_as_dropped() -> None:

@@ -36,6 +36,7 @@ class Report:
     dropped_args: dict[str, list[str]] = field(default_factory=dict)
     serving_drops: dict[tuple[str, str], int] = field(default_factory=dict)
     flows: dict[tuple[str, str, int], dict] = field(default_factory=dict)
+    serving_flows: dict[tuple[str, str, int], dict] = field(default_factory=dict)  # before the drills
     idle_rules: list[str] = field(default_factory=list)
     drills: dict[str, DrillResult] = field(
         default_factory=dict
@@ -136,6 +137,7 @@ def serve(twin: Twin, report: Report) -> None:
             report.published_metrics[role] = collector.published(collector.config_of(service.collector), text)
     report.not_run = dict(twin.plan.not_run)
     report.serving_drops = twin.drops()
+    report.serving_flows = twin.flows()
 
 
 def drill(twin: Twin, report: Report, *, quorum_drill: bool = True) -> None:
