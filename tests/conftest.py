@@ -8,7 +8,10 @@ import shutil
 import subprocess
 import sys
 import warnings
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -70,13 +73,65 @@ def copy_project(destination: Path) -> Path:
     return destination
 
 
-@pytest.fixture(scope="session")
-def synth_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def synthesize_all(outdir: Path) -> Path:
     """cdktf.out of one `python main.py` run over every environment file."""
-    outdir = tmp_path_factory.mktemp("synth") / "cdktf.out"
     result = run_main("--outdir", str(outdir))
     assert result.returncode == 0, result.stderr
     return outdir
+
+
+# Work done in other processes that keeps both cores busy for seconds: the synth every layer reads,
+# Checkov over its stacks, the bad inputs through main.py. It starts when the session begins, in
+# threads, so that the tests run in this process meanwhile; the fixtures below wait for it.
+EARLY = pytest.StashKey[dict[str, Future]]()
+
+
+WAITS_FOR_EARLY_WORK = ("tests/test_bad_input.py", "tests/test_checkov.py")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The tests that wait for early work run last, so that it is done by then (stable: order kept otherwise)."""
+    items.sort(key=lambda item: item.nodeid.startswith(WAITS_FOR_EARLY_WORK))
+
+
+def _selected(session: pytest.Session, module: str) -> bool:
+    return any(item.nodeid.startswith(f"tests/{module}.py") for item in session.items)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def early_work(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    session = request.session
+    needs_synth = any("synth_dir" in getattr(item, "fixturenames", ()) for item in session.items)
+    if not needs_synth and not _selected(session, "test_bad_input"):
+        yield
+        return
+    started: dict[str, Future] = {}
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="early") as pool:
+        if needs_synth:
+            started["synth"] = pool.submit(synthesize_all, tmp_path_factory.mktemp("synth") / "cdktf.out")
+            if _selected(session, "test_checkov"):
+                from tests.test_checkov import scan_all
+
+                workdir = tmp_path_factory.mktemp("checkov")
+                started["checkov"] = pool.submit(lambda: scan_all(started["synth"].result(), workdir))
+        if _selected(session, "test_bad_input"):
+            from tests.test_bad_input import run_all_cases
+
+            started["bad_input"] = pool.submit(run_all_cases, tmp_path_factory.mktemp("bad-input"))
+        request.config.stash[EARLY] = started
+        yield
+
+
+def early_result(config: pytest.Config, name: str) -> Any:
+    """What ``early_work`` started under ``name``, once done; None if it did not start it."""
+    future = config.stash.get(EARLY, {}).get(name)
+    return future.result() if future is not None else None
+
+
+@pytest.fixture(scope="session")
+def synth_dir(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """cdktf.out of one `python main.py` run over every environment file."""
+    return early_result(request.config, "synth") or synthesize_all(tmp_path_factory.mktemp("synth") / "cdktf.out")
 
 
 @pytest.fixture(scope="session")

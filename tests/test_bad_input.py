@@ -10,13 +10,15 @@ comment saying what is wrong with it.
 from __future__ import annotations
 
 import os
-from concurrent.futures import ThreadPoolExecutor
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import PROJECT_DIR, run_main
+from tests.conftest import PROJECT_DIR, early_result, run_main
+from tests.forked_main import Run, run_many
 
 BAD_INPUTS = Path(__file__).resolve().parent / "bad_inputs"
 FILE_LEVEL = "(file) "
@@ -200,35 +202,38 @@ class Outcome:
     siblings_after: list[str]
 
 
-def run_case(case: Case, workdir: Path) -> Outcome:
-    outdir = workdir / "cdktf.out"
-    for relative, content in EXISTING_OUTPUT.items():
-        (outdir / relative).parent.mkdir(parents=True, exist_ok=True)
-        (outdir / relative).write_bytes(content)
-    before, siblings_before = tree(outdir), sorted(os.listdir(workdir))
-    arguments = [argument for file in case.files for argument in ("--config", str(BAD_INPUTS / file))]
-    result = run_main(*arguments, "--outdir", str(outdir))
-    return Outcome(
-        result.returncode,
-        result.stdout,
-        result.stderr,
-        before,
-        tree(outdir),
-        siblings_before,
-        sorted(os.listdir(workdir)),
-    )
+def run_all_cases(root: Path) -> dict[str, Outcome]:
+    """Every case as its own `python main.py --config ... --outdir DIR` process (tests/forked_main.py),
+    four at a time, each over its own output directory holding a previous good synth's files."""
+    runs, before = {}, {}
+    for name, case in CASES.items():
+        workdir = root / name
+        outdir = workdir / "cdktf.out"
+        for relative, content in EXISTING_OUTPUT.items():
+            (outdir / relative).parent.mkdir(parents=True, exist_ok=True)
+            (outdir / relative).write_bytes(content)
+        before[name] = (tree(outdir), sorted(os.listdir(workdir)))
+        arguments = [argument for file in case.files for argument in ("--config", str(BAD_INPUTS / file))]
+        runs[name] = Run((*arguments, "--outdir", str(outdir)), PROJECT_DIR, root / f"{name}.out", root / f"{name}.err")
+    results = run_many(PROJECT_DIR / "main.py", list(runs.values()))
+    return {
+        name: Outcome(
+            result.returncode,
+            result.stdout,
+            result.stderr,
+            before[name][0],
+            tree(root / name / "cdktf.out"),
+            before[name][1],
+            sorted(os.listdir(root / name)),
+        )
+        for name, result in zip(runs, results, strict=True)
+    }
 
 
 @pytest.fixture(scope="session")
-def outcomes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Outcome]:
-    """All cases at once, side by side: each is a separate process and output directory."""
-    root = tmp_path_factory.mktemp("bad-input")
-    with ThreadPoolExecutor(max_workers=max(4, (os.cpu_count() or 2) * 2)) as pool:
-        futures = {}
-        for name, case in CASES.items():
-            (root / name).mkdir()
-            futures[name] = pool.submit(run_case, case, root / name)
-        return {name: future.result() for name, future in futures.items()}
+def outcomes(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Outcome]:
+    """Started with the session (conftest.py, early_work)."""
+    return early_result(request.config, "bad_input") or run_all_cases(tmp_path_factory.mktemp("bad-input"))
 
 
 def shown(file: str) -> str:
@@ -301,3 +306,33 @@ def test_the_good_environments_still_load() -> None:
         "set each file's name to its file name (or rename the file)"
     )
     assert warnings == []
+
+
+@pytest.mark.parametrize("name", ["missing_file", "duplicate_names", "shared_s3_state"])
+def test_a_forked_run_is_what_python_main_py_gives(name: str, outcomes: dict[str, Outcome], tmp_path: Path) -> None:
+    """tests/forked_main.py stands in for `python main.py`: same exit code, same stdout and stderr."""
+    outdir = tmp_path / "cdktf.out"
+    arguments = [argument for file in CASES[name].files for argument in ("--config", str(BAD_INPUTS / file))]
+    process = run_main(*arguments, "--outdir", str(outdir))
+    forked = outcomes[name]
+    assert (forked.returncode, forked.stdout, forked.stderr) == (process.returncode, process.stdout, process.stderr)
+
+
+def test_a_forked_run_reports_an_uncaught_exception_as_python_does(tmp_path: Path) -> None:
+    script = tmp_path / "raises.py"
+    script.write_text(  # like main.py: imports at the top, the work under the main guard
+        "import atexit, sys\n"
+        "if __name__ == '__main__':\n"
+        "    atexit.register(lambda: print('atexit ran'))\n"
+        "    print('args', sys.argv[1:])\n"
+        "    raise RuntimeError('boom')\n"
+    )
+    (result,) = run_many(script, [Run(("a", "b"), tmp_path, tmp_path / "out", tmp_path / "err")])
+    process = subprocess.run([sys.executable, str(script), "a", "b"], capture_output=True, text=True, cwd=tmp_path)
+    assert (
+        (result.returncode, result.stdout)
+        == (process.returncode, process.stdout)
+        == (1, "args ['a', 'b']\natexit ran\n")
+    )
+    assert result.stderr.splitlines()[-1] == process.stderr.splitlines()[-1] == "RuntimeError: boom"
+    assert "Traceback (most recent call last):" in result.stderr

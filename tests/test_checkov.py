@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import ENVIRONMENTS, unreviewed
+from tests.conftest import ENVIRONMENTS, early_result, unreviewed
 
 SKIPS_FILE = Path(__file__).resolve().parent / "checkov_skips.toml"
 CHECKOV = Path(sys.executable).parent / "checkov"
@@ -111,15 +111,21 @@ def run_checkov(stack_dir: Path, workdir: Path) -> dict[str, Any]:
     return report
 
 
-@pytest.fixture(scope="session")
-def checkov_reports(synth_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]:
+def scan_all(synth_dir: Path, workdir: Path) -> dict[str, dict[str, Any]]:
     """Checkov's JSON report per environment; the three scans run side by side."""
-    workdir = tmp_path_factory.mktemp("checkov")
     with ThreadPoolExecutor(max_workers=len(ENVIRONMENTS)) as pool:
         futures = {
             env: pool.submit(run_checkov, synth_dir / "stacks" / f"dynamo-{env}", workdir) for env in ENVIRONMENTS
         }
         return {env: future.result() for env, future in futures.items()}
+
+
+@pytest.fixture(scope="session")
+def checkov_reports(
+    request: pytest.FixtureRequest, synth_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, dict[str, Any]]:
+    """Started with the session (conftest.py, early_work) when this module's tests are selected."""
+    return early_result(request.config, "checkov") or scan_all(synth_dir, tmp_path_factory.mktemp("checkov"))
 
 
 def describe(finding: dict[str, Any]) -> str:

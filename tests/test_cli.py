@@ -6,15 +6,24 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
+
+import pytest
 
 from environments import fit
 from environments.loader import ENVIRONMENTS_DIR, environment_files, load
 from tests.conftest import PROJECT_DIR, run_main
 
 
-def test_summary_names_each_stack_with_its_resources_fleet_and_output_path(tmp_path):
-    outdir = tmp_path / "out"
-    result = run_main("--env", "dev", "--env", "prod", "--outdir", str(outdir))
+@pytest.fixture(scope="module")
+def dev_and_prod(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.CompletedProcess[str], Path]:
+    """`main.py --env dev --env prod --outdir OUT` once, for the tests that read its summary."""
+    outdir = tmp_path_factory.mktemp("cli") / "out"
+    return run_main("--env", "dev", "--env", "prod", "--outdir", str(outdir)), outdir
+
+
+def test_summary_names_each_stack_with_its_resources_fleet_and_output_path(dev_and_prod):
+    result, outdir = dev_and_prod
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert len(lines) == 3
@@ -64,8 +73,8 @@ def test_cdktf_outdir_is_honoured_when_no_outdir_is_given(tmp_path):
     assert (outdir / "stacks" / "dynamo-dev" / "cdk.tf.json").is_file()
 
 
-def test_summary_says_when_a_rollout_leaves_a_role_serving_nothing(tmp_path):
-    result = run_main("--env", "dev", "--env", "prod", "--outdir", str(tmp_path / "out"))
+def test_summary_says_when_a_rollout_leaves_a_role_serving_nothing(dev_and_prod):
+    result, _ = dev_and_prod
     assert result.returncode == 0, result.stderr
     # The last line says what to run next.
     for line, name in zip(result.stdout.splitlines()[:2], ("dev", "prod"), strict=True):
