@@ -253,27 +253,24 @@ def _security_groups(changes: list[ResourceChange], stack: Stack, observed: list
                 f"Do: run the twin on this stack ({twin}), which enforces the rules and counts drops.",
             )
         ]
-    found = []
+    dropped: dict[tuple[str, ...], list[str]] = {}  # by the rules that admitted them when recorded
+    unknown = []
     for flow in observed:
         verdict = admitted(stack, flow)
         if verdict is False:
-            found.append(
-                Flag(
-                    "high",
-                    f"after this change the security groups drop `{flow.label}`, a connection the twin observed "
-                    f"while {stack.name} served (admitted by {', '.join(flow.rules)}): Dynamo cannot serve without "
-                    f"it. Do: keep a rule pair that admits it, then run the twin ({twin}).",
-                )
-            )
+            dropped.setdefault(flow.rules, []).append(f"`{flow.label}`")
         elif verdict is None:
-            found.append(
-                Flag(
-                    "check",
-                    f"whether `{flow.label}`, a connection the twin observed while {stack.name} served, is still "
-                    "admitted is known only after apply (the groups or rules it needs are created or replaced). "
-                    f"Do: run the twin on the synthesized stack ({twin}) before applying.",
-                )
+            unknown.append(f"`{flow.label}`")
+    found = [_dropped(labels, rules, stack.name, twin) for rules, labels in dropped.items()]
+    if unknown:
+        found.append(
+            Flag(
+                "check",
+                f"whether {_count(len(unknown), 'connection', 'connections')} the twin observed while {stack.name} "
+                f"served ({', '.join(unknown)}) stay admitted is known only after apply: the groups or rules they "
+                f"need are created or replaced. Do: run the twin on the synthesized stack ({twin}) before applying.",
             )
+        )
     # Between the stack's own parts only: a CIDR rule is a client's way in (flagged as new ingress) or the
     # way out to AWS's APIs, neither of which the recorded flows describe.
     widening = sorted(
@@ -304,6 +301,16 @@ def _security_groups(changes: list[ResourceChange], stack: Stack, observed: list
             )
         )
     return found
+
+
+def _dropped(labels: list[str], rules: tuple[str, ...], stack_name: str, twin: str) -> Flag:
+    what, them = ("a connection", "it") if len(labels) == 1 else (f"{len(labels)} connections", "them")
+    return Flag(
+        "high",
+        f"after this change the security groups drop {', '.join(labels)}: {what} the twin observed while "
+        f"{stack_name} served, admitted by {', '.join(rules)} when recorded. Dynamo cannot serve without {them}. "
+        f"Do: keep a rule pair that admits {them}, then run the twin ({twin}).",
+    )
 
 
 def _count(count: int, one: str, many: str) -> str:
