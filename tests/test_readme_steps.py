@@ -91,6 +91,7 @@ def test_adding_an_environment_as_the_readme_says_keeps_the_tests_green(tmp_path
     assert (project / new_snapshot).is_file(), "the first run did not write qa's snapshot"
     assert f"dynamo-qa had no snapshot: wrote {new_snapshot}; review it and commit it" in output
     assert "dynamo-qa is in no entry of tests/checkov_skips.toml" in output
+    assert "twin-flows.json has no connections of dynamo-qa" in output
     for reviewed in (PROJECT_DIR / SNAPSHOTS).glob("*.json"):
         assert (project / SNAPSHOTS / reviewed.name).read_bytes() == reviewed.read_bytes(), (
             f"{reviewed.name} was rewritten"

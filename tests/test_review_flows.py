@@ -17,7 +17,7 @@ from review.cost import load_prices
 from review.flows import RECORD_FILE, admitted, recorded_flows
 from review.render import EnvironmentReview
 from review.stack import Stack, from_synth
-from tests.conftest import ENVIRONMENTS
+from tests.conftest import ENVIRONMENTS, unreviewed
 
 TODAY = datetime.date(2026, 11, 26)
 INGRESS, EGRESS = "aws_vpc_security_group_ingress_rule", "aws_vpc_security_group_egress_rule"
@@ -67,7 +67,13 @@ def test_the_shipped_stacks_admit_every_flow_the_twin_recorded_by_the_rules_it_n
     and the review's reading of the rules admits every recorded flow of the stack as shipped."""
     stack = from_synth(stacks[env], name=f"dynamo-{env}")
     recorded = recorded_flows(stack.name)
-    assert recorded, f"{RECORD_FILE.name} has no flows of {stack.name}: run `make twin-flows`"
+    if recorded is None:  # a new environment (README: Adding an environment)
+        unreviewed(
+            f"{RECORD_FILE.name} has no connections of {stack.name}: the review cannot check its security groups "
+            "until `make twin-flows` records them; commit the file"
+        )
+        return
+    assert recorded, f"{RECORD_FILE.name} records no connection of {stack.name}"
     paths = {
         body["//"]["metadata"]["path"].split("/", 1)[1]
         for resource_type in (INGRESS, EGRESS)
