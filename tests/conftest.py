@@ -84,8 +84,6 @@ def synthesize_all(outdir: Path) -> Path:
 # Checkov over its stacks, the bad inputs through main.py. It starts when the session begins, in
 # threads, so that the tests run in this process meanwhile; the fixtures below wait for it.
 EARLY = pytest.StashKey[dict[str, Future]]()
-
-
 WAITS_FOR_EARLY_WORK = ("tests/test_bad_input.py", "tests/test_checkov.py")
 
 
@@ -106,7 +104,8 @@ def early_work(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
         yield
         return
     started: dict[str, Future] = {}
-    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="early") as pool:
+    # One thread each: Checkov's waits for the synth, and must not hold up the bad inputs meanwhile.
+    with ThreadPoolExecutor(max_workers=3, thread_name_prefix="early") as pool:
         if needs_synth:
             started["synth"] = pool.submit(synthesize_all, tmp_path_factory.mktemp("synth") / "cdktf.out")
             if _selected(session, "test_checkov"):
