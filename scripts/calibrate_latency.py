@@ -14,6 +14,7 @@ Writes simulator/data/calibration.json. Run: make calibrate (needs make twin-dep
 from __future__ import annotations
 
 import argparse
+import contextlib
 import http.client
 import json
 import os
@@ -24,8 +25,9 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 PROJECT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT))
@@ -212,6 +214,35 @@ def run_step(concurrency: int, seconds: float, step_index: int) -> dict[str, flo
     }
 
 
+@contextlib.contextmanager
+def scratch(prefix: str) -> Iterator[Path]:
+    """A working directory for one run: removed when the run succeeds, kept and named when it fails
+    (the processes' logs in it say why)."""
+    workdir = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        yield workdir
+    except BaseException:
+        print(f"logs: {workdir}", file=sys.stderr)
+        raise
+    shutil.rmtree(workdir)
+
+
+def dynamo_version(python: Path) -> str:
+    """The ai-dynamo release installed for ``python``, for the measurement's record."""
+    return subprocess.run(
+        [str(python), "-c", "import importlib.metadata as m; print(m.version('ai-dynamo'))"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+
+
+def write_json(path: Path, document: dict[str, Any], *, sort_keys: bool = False) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(document, indent=2, sort_keys=sort_keys) + "\n")
+    print(f"wrote {path.relative_to(PROJECT) if path.is_relative_to(PROJECT) else path}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=20.0, help="time per concurrency step")
@@ -221,94 +252,80 @@ def main() -> None:
     )
     args = parser.parse_args()
     python = dynamo_python()
-    workdir = Path(tempfile.mkdtemp(prefix="dynamo-calibrate-"))
-    subprocess.run([str(python), "-m", "tests.twin.hf_model", str(workdir / "hf"), MODEL], check=True, cwd=PROJECT)
-    snapshot = next((workdir / "hf" / "hub").glob("models--*/snapshots/*"))
-    env = {
-        "PATH": f"{python.parent}:/usr/sbin:/usr/bin:/sbin:/bin",
-        "HOME": str(workdir),
-        # Dynamo writes a logging configuration into the temporary directory per process: ours, removed with it.
-        "TMPDIR": str(workdir),
-        "HF_HOME": str(workdir / "hf"),
-        "HF_HUB_OFFLINE": "1",
-        "ETCD_ENDPOINTS": f"http://{HOST}:{ETCD_PORT}",
-        "NATS_SERVER": f"nats://{HOST}:{NATS_PORT}",
-        "DYN_EVENT_PLANE": "nats",
-        "DYN_LOG": "warn",
-    }
-    processes: list[subprocess.Popen[bytes]] = []
-    succeeded = False
-    try:
-        processes += start_etcd_and_nats(workdir, env)
-        processes.append(
-            start(
-                [
-                    str(python),
-                    "-m",
-                    "dynamo.frontend",
-                    "--http-host",
-                    HOST,
-                    "--http-port",
-                    str(FRONTEND_PORT),
-                    "--router-mode",
-                    "kv",
-                ],
-                env,
-                workdir / "frontend.log",
-            )
-        )
-        for role, system_port in (("prefill", PREFILL_SYSTEM_PORT), ("decode", DECODE_SYSTEM_PORT)):
-            # As components/workers.py sets it: without it the mocker's /health stays 503 (measured there).
-            worker_env = env | {
-                "DYN_SYSTEM_PORT": str(system_port),
-                "DYN_SYSTEM_USE_ENDPOINT_HEALTH_STATUS": '["generate"]',
-            }
-            argv = [str(python), "-m", "dynamo.mocker", "--model-path", str(snapshot), "--model-name", MODEL]
-            processes.append(start(argv + ["--disaggregation-mode", role], worker_env, workdir / f"{role}.log"))
-        wait_for("decode worker", lambda: http_get(DECODE_SYSTEM_PORT, "/health")[0] == 200)
-        wait_for("prefill worker", lambda: http_get(PREFILL_SYSTEM_PORT, "/health")[0] == 200)
-        wait_for("model at the frontend", lambda: MODEL in http_get(FRONTEND_PORT, "/v1/models")[1])
-        # /v1/models lists the model before the router has attached the workers; until then a
-        # completion gets HTTP 404.
-        wait_for("a completion through the frontend", lambda: completes("warm-up"), timeout=60)
-        steps = []
-        for index, concurrency in enumerate(args.steps):
-            step = run_step(concurrency, args.seconds, index)
-            print(json.dumps(step), flush=True)
-            steps.append(step)
-        version = subprocess.run(
-            [str(python), "-c", "import importlib.metadata as m; print(m.version('ai-dynamo'))"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-        document = {
-            "source": "scripts/calibrate_latency.py",
-            "ai_dynamo": version,
-            "workers": {"prefill": 1, "decode": 1, "engine": "dynamo.mocker (defaults)"},
-            "prompt_tokens": PROMPT_CHARS,
-            "output_tokens": OUTPUT_TOKENS,
-            "seconds_per_step": args.seconds,
-            "cpus": os.cpu_count(),
-            "steps": steps,
+    with scratch("dynamo-calibrate-") as workdir:
+        subprocess.run([str(python), "-m", "tests.twin.hf_model", str(workdir / "hf"), MODEL], check=True, cwd=PROJECT)
+        snapshot = next((workdir / "hf" / "hub").glob("models--*/snapshots/*"))
+        env = {
+            "PATH": f"{python.parent}:/usr/sbin:/usr/bin:/sbin:/bin",
+            "HOME": str(workdir),
+            # Dynamo writes a logging configuration into the temporary directory per process: ours, removed with it.
+            "TMPDIR": str(workdir),
+            "HF_HOME": str(workdir / "hf"),
+            "HF_HUB_OFFLINE": "1",
+            "ETCD_ENDPOINTS": f"http://{HOST}:{ETCD_PORT}",
+            "NATS_SERVER": f"nats://{HOST}:{NATS_PORT}",
+            "DYN_EVENT_PLANE": "nats",
+            "DYN_LOG": "warn",
         }
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(json.dumps(document, indent=2) + "\n")
-        print(f"wrote {args.output.relative_to(PROJECT) if args.output.is_relative_to(PROJECT) else args.output}")
-        succeeded = True
-    finally:
-        for process in reversed(processes):
-            process.terminate()
-        for process in processes:
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-        # The processes' logs stay for a failed run, and say why.
-        if succeeded:
-            shutil.rmtree(workdir)
-        else:
-            print(f"logs: {workdir}", file=sys.stderr)
+        processes: list[subprocess.Popen[bytes]] = []
+        try:
+            processes += start_etcd_and_nats(workdir, env)
+            processes.append(
+                start(
+                    [
+                        str(python),
+                        "-m",
+                        "dynamo.frontend",
+                        "--http-host",
+                        HOST,
+                        "--http-port",
+                        str(FRONTEND_PORT),
+                        "--router-mode",
+                        "kv",
+                    ],
+                    env,
+                    workdir / "frontend.log",
+                )
+            )
+            for role, system_port in (("prefill", PREFILL_SYSTEM_PORT), ("decode", DECODE_SYSTEM_PORT)):
+                # As components/workers.py sets it: without it the mocker's /health stays 503 (measured there).
+                worker_env = env | {
+                    "DYN_SYSTEM_PORT": str(system_port),
+                    "DYN_SYSTEM_USE_ENDPOINT_HEALTH_STATUS": '["generate"]',
+                }
+                argv = [str(python), "-m", "dynamo.mocker", "--model-path", str(snapshot), "--model-name", MODEL]
+                processes.append(start(argv + ["--disaggregation-mode", role], worker_env, workdir / f"{role}.log"))
+            wait_for("decode worker", lambda: http_get(DECODE_SYSTEM_PORT, "/health")[0] == 200)
+            wait_for("prefill worker", lambda: http_get(PREFILL_SYSTEM_PORT, "/health")[0] == 200)
+            wait_for("model at the frontend", lambda: MODEL in http_get(FRONTEND_PORT, "/v1/models")[1])
+            # /v1/models lists the model before the router has attached the workers; until then a
+            # completion gets HTTP 404.
+            wait_for("a completion through the frontend", lambda: completes("warm-up"), timeout=60)
+            steps = []
+            for index, concurrency in enumerate(args.steps):
+                step = run_step(concurrency, args.seconds, index)
+                print(json.dumps(step), flush=True)
+                steps.append(step)
+            version = dynamo_version(python)
+            document = {
+                "source": "scripts/calibrate_latency.py",
+                "ai_dynamo": version,
+                "workers": {"prefill": 1, "decode": 1, "engine": "dynamo.mocker (defaults)"},
+                "prompt_tokens": PROMPT_CHARS,
+                "output_tokens": OUTPUT_TOKENS,
+                "seconds_per_step": args.seconds,
+                "cpus": os.cpu_count(),
+                "steps": steps,
+            }
+            write_json(args.output, document)
+        finally:
+            for process in reversed(processes):
+                process.terminate()
+            for process in processes:
+                try:
+                    process.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    process.kill()
 
 
 if __name__ == "__main__":

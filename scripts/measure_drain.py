@@ -29,12 +29,10 @@ import http.client
 import json
 import os
 import re
-import shutil
 import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -440,17 +438,10 @@ def main() -> None:
     if busy:
         sys.exit(f"ports in use on {HOST}: {busy} (another calibrate or measure-drain running?)")
     python = dynamo_python()
-    workdir = Path(tempfile.mkdtemp(prefix="dynamo-drain-"))
-    succeeded = False
-    try:
+    with calibration.scratch("dynamo-drain-") as workdir:
         subprocess.run([str(python), "-m", "tests.twin.hf_model", str(workdir / "hf"), MODEL], check=True, cwd=PROJECT)
         snapshot = next((workdir / "hf" / "hub").glob("models--*/snapshots/*"))
-        version = subprocess.run(
-            [str(python), "-c", "import importlib.metadata as m; print(m.version('ai-dynamo'))"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
+        version = calibration.dynamo_version(python)
         sections: dict[str, dict[str, Any]] = {}
         if args.output.exists():
             existing = json.loads(args.output.read_text())
@@ -493,17 +484,8 @@ def main() -> None:
                 "trials": trials,
             }
         document = {"source": "scripts/measure_drain.py", "ai_dynamo": version, "signals": sections}
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(json.dumps(document, indent=2, sort_keys=True) + "\n")
-        print(f"wrote {args.output.relative_to(PROJECT) if args.output.is_relative_to(PROJECT) else args.output}")
+        calibration.write_json(args.output, document, sort_keys=True)
         print(table(sections))
-        succeeded = True
-    finally:
-        # The processes' logs stay for a failed run, and say why.
-        if succeeded:
-            shutil.rmtree(workdir)
-        else:
-            print(f"logs: {workdir}", file=sys.stderr)
 
 
 if __name__ == "__main__":
