@@ -14,13 +14,12 @@ import pytest
 from environments.loader import ENVIRONMENTS_DIR, load
 from review.cli import synth_review
 from review.cost import load_prices
-from review.flows import RECORD_FILE, admitted, recorded_flows
+from review.flows import EGRESS, INGRESS, RECORD_FILE, admitted, recorded_flows
 from review.render import EnvironmentReview
 from review.stack import Stack, from_synth
 from tests.conftest import ENVIRONMENTS, unreviewed
 
 TODAY = datetime.date(2026, 11, 26)
-INGRESS, EGRESS = "aws_vpc_security_group_ingress_rule", "aws_vpc_security_group_egress_rule"
 
 Edit = Callable[[dict[str, Any]], None]
 

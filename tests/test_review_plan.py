@@ -19,7 +19,7 @@ import pytest
 from review.changes import plan_changes
 from review.cli import synth_review
 from review.cost import load_prices
-from review.flows import recorded_flows
+from review.flows import INGRESS, recorded_flows
 from review.render import EnvironmentReview, review
 from review.stack import from_plan
 from tests.conftest import run_main
@@ -27,7 +27,6 @@ from tests.emulator.harness import PROJECT_DIR, Emulator
 from tests.emulator.upgrades import Planned, UpgradePlans
 from tests.terraform_env import OfflineTerraform
 from tests.test_review import STAGING_BUMP, TODAY, shipped, synthesize, variant
-from tests.test_review_flows import INGRESS
 from tests.upgrade_table import Change
 
 pytestmark = pytest.mark.emulator
